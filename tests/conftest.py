@@ -1,0 +1,64 @@
+"""Shared fixtures: the real llama-server binary, the real demo models, and servers that always stop.
+
+Tests that need a real part never skip silently where real parts are required (CI, or
+RYS_REQUIRE_REAL=1 as scripts/test.sh sets): there a missing part fails the run with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REQUIRE_REAL = os.environ.get("CI") == "true" or os.environ.get("RYS_REQUIRE_REAL") == "1"
+
+
+def _real(what: str, get):
+    try:
+        return get()
+    except Exception as err:  # noqa: BLE001 - any reason a real part is missing is reported the same way
+        message = f"{what} is not available: {err}"
+        if REQUIRE_REAL:
+            pytest.fail(message + " (real parts are required here; run scripts/test.sh)", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> Path:
+    from rys.llama.locate import find_llama_server
+
+    return _real("llama-server", find_llama_server)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    from rys.models import resolve_model
+
+    return _real("SmolLM2-135M demo model", lambda: resolve_model("smollm2", install=False))
+
+
+@pytest.fixture(scope="session")
+def gemma3() -> Path:
+    from rys.models import resolve_model
+
+    return _real("Gemma 3 270M demo model", lambda: resolve_model("gemma3-270m", install=False))
+
+
+@pytest.fixture
+def serve(llama_server_bin, tmp_path):
+    """serve(model, **ServerConfig fields) -> a started LlamaServer on a free port; stopped at teardown."""
+    from rys.server.manager import LlamaServer, ServerConfig
+
+    started = []
+
+    def start(model: Path, **config):
+        config.setdefault("ctx_size", 512)
+        config.setdefault("log_dir", tmp_path / "server-logs")
+        server = LlamaServer(Path(model), ServerConfig(binary=llama_server_bin, **config))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
