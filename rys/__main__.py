@@ -1,0 +1,3 @@
+from rys.cli import main
+
+main()

@@ -1,0 +1,47 @@
+"""`rys doctor`: which llama-server rys will use, what it is, and whether it really serves a model."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class DoctorReport:
+    binary: Path
+    version: str
+    build: int | None
+    runtime_paths: bool | None = None  # None: could not be determined
+    model: Path | None = None
+    served: bool = False
+    ready_seconds: float | None = None
+    answer: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def run_doctor(explicit_server=None, model_spec: str = "smollm2", server_args=()) -> DoctorReport:
+    from rys.llama.locate import find_llama_server, server_version
+    from rys.models import resolve_model
+
+    binary = find_llama_server(explicit_server)
+    from rys.server import LlamaServer, ServerConfig
+
+    version = server_version(binary)
+    report = DoctorReport(binary=binary, version=version.text.splitlines()[0] if version.text else "?",
+                          build=version.build)
+    try:
+        from rys.llama.runtime import supports_runtime_paths
+
+        report.runtime_paths = supports_runtime_paths(binary)
+    except ImportError:
+        report.runtime_paths = None
+    report.model = resolve_model(model_spec)
+    start = time.monotonic()
+    config = ServerConfig(binary=binary, ctx_size=256, slots=1, extra_args=tuple(server_args), startup_timeout=120)
+    with LlamaServer(report.model, config, name="doctor") as server:
+        report.ready_seconds = time.monotonic() - start
+        dist = server.client.next_token("The capital of France is", top_k=1)
+        report.answer = dist.tokens[0]
+        report.served = True
+    return report

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Shared set-up for quickstart.sh and test.sh: a virtualenv with rys, a llama-server, the demo models.
+# Idempotent: a second run only checks that everything is in place.
+# Environment: RYS_VENV (default .venv in the repo), RYS_EXTRAS (pip extras, default "dev"),
+# RYS_LLAMA_SERVER (use this binary instead of building one), RYS_BACKEND (cpu|cuda|vulkan|rocm|metal).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+VENV=${RYS_VENV:-.venv}
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "error: rys needs Python >= 3.10 ($PY is $("$PY" --version 2>&1))" >&2
+  echo "  fix: install Python 3.10+ and run again with PYTHON=/path/to/python3" >&2
+  exit 2
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating virtualenv $VENV"
+  "$PY" -m venv "$VENV"
+fi
+echo "== installing rys[${RYS_EXTRAS:-dev}]"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[${RYS_EXTRAS:-dev}]"
+
+if [ -z "${RYS_LLAMA_SERVER:-}" ]; then
+  echo "== llama-server (pinned llama.cpp b11434; the first build takes ~6-8 minutes on 2 cores)"
+  "$VENV/bin/rys" setup llama-server --backend "${RYS_BACKEND:-cpu}"
+fi
+echo "== demo models"
+"$VENV/bin/rys" models path smollm2

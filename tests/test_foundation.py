@@ -1,0 +1,148 @@
+"""Set-up layer: model aliases, locating llama-server, the source build's failure handling, rys doctor."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rys.cli import main
+from rys.errors import BuildFailed, ModelNotFound, NotGGUF, RysError, ServerNotFound
+from rys.llama import build, locate
+from rys.models import resolve_model
+
+
+def test_unknown_alias_names_the_choices():
+    with pytest.raises(ModelNotFound) as err:
+        resolve_model("no-such-model")
+    assert "smollm2" in err.value.hint
+
+
+def test_missing_file_and_non_gguf_file(tmp_path):
+    with pytest.raises(ModelNotFound, match="not found"):
+        resolve_model(tmp_path / "missing.gguf")
+    bogus = tmp_path / "weights.gguf"
+    bogus.write_bytes(b"PK\x03\x04 not a gguf")
+    with pytest.raises(NotGGUF, match="not a GGUF file"):
+        resolve_model(bogus)
+
+
+def test_cli_reports_bad_model_in_one_line_and_exit_2(tmp_path):
+    result = CliRunner().invoke(main, ["models", "path", str(tmp_path / "x.gguf")])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: model file not found")
+    assert "Traceback" not in result.output
+
+
+def test_demo_model_is_real_gguf(smollm2):
+    assert smollm2.read_bytes()[:4] == b"GGUF"
+    assert smollm2.stat().st_size > 50_000_000
+
+
+def _fake_binary(path: Path, executable: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\necho 'version: 11434 (abc1234)'\n")
+    path.chmod(0o755 if executable else 0o644)
+    return path
+
+
+def test_locate_order_explicit_then_env_then_cache_then_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("RYS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.delenv("RYS_LLAMA_SERVER", raising=False)
+    with pytest.raises(ServerNotFound) as err:
+        locate.find_llama_server()
+    assert "rys setup llama-server" in err.value.hint
+
+    on_path = _fake_binary(tmp_path / "bin" / "llama-server")
+    assert locate.find_llama_server() == on_path
+    cached = _fake_binary(locate.build_dir("cpu") / "bin" / "llama-server")
+    assert locate.find_llama_server() == cached
+    env = _fake_binary(tmp_path / "env" / "llama-server")
+    monkeypatch.setenv("RYS_LLAMA_SERVER", str(env))
+    assert locate.find_llama_server() == env
+    explicit = _fake_binary(tmp_path / "explicit" / "llama-server")
+    assert locate.find_llama_server(explicit) == explicit
+
+
+def test_locate_rejects_missing_and_non_executable(tmp_path):
+    with pytest.raises(ServerNotFound, match="does not exist"):
+        locate.find_llama_server(tmp_path / "nope")
+    plain = _fake_binary(tmp_path / "llama-server", executable=False)
+    with pytest.raises(ServerNotFound, match="not executable"):
+        locate.find_llama_server(plain)
+
+
+def test_server_version_parses_build_and_commit(tmp_path):
+    version = locate.server_version(_fake_binary(tmp_path / "llama-server"))
+    assert (version.build, version.commit) == (11434, "abc1234")
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(RysError, match="unknown backend"):
+        build.build_llama_server("opencl")
+
+
+def test_cached_build_is_a_no_op(tmp_path, monkeypatch):
+    monkeypatch.setenv("RYS_CACHE_DIR", str(tmp_path))
+    binary = _fake_binary(locate.build_dir("cpu") / "bin" / "llama-server")
+    result = build.build_llama_server("cpu")
+    assert (result.binary, result.built) == (binary, False)
+
+
+def _sdist_with_cmakelists(path: Path, cmakelists: str) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        data = cmakelists.encode()
+        info = tarfile.TarInfo(build.SOURCE_PREFIX + "CMakeLists.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_failed_build_names_the_step_and_leaves_nothing_half_built(tmp_path, monkeypatch):
+    monkeypatch.setenv("RYS_CACHE_DIR", str(tmp_path / "cache"))
+    sdist = _sdist_with_cmakelists(tmp_path / "broken.tar.gz",
+                                   "cmake_minimum_required(VERSION 3.14)\nproject(x)\nmessage(FATAL_ERROR \"boom-7\")\n")
+    with pytest.raises(BuildFailed) as err:
+        build.build_llama_server("cpu", sdist=sdist, jobs=1)
+    assert "cmake configure failed" in err.value.message
+    assert "boom-7" in err.value.message  # the log's last lines are shown
+    root = locate.build_dir("cpu").parent
+    assert not locate.build_dir("cpu").exists()
+    assert not [p for p in root.iterdir() if p.name.startswith(".building-")]
+    assert (root / "failed-b11434-cpu-logs" / "configure.log").exists()
+
+
+def test_sdist_without_source_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("RYS_CACHE_DIR", str(tmp_path / "cache"))
+    empty = tmp_path / "empty.tar.gz"
+    with tarfile.open(empty, "w:gz"):
+        pass
+    with pytest.raises(BuildFailed, match="holds no"):
+        build.build_llama_server("cpu", sdist=empty)
+    assert not locate.build_dir("cpu").exists()
+
+
+@pytest.mark.server
+def test_doctor_serves_the_demo_model(llama_server_bin, smollm2):
+    result = subprocess.run([sys.executable, "-m", "rys.cli", "doctor", "--llama-server", str(llama_server_bin)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"llama-server : {llama_server_bin}" in result.stdout
+    assert "serves       : ok" in result.stdout
+    assert "Paris" in result.stdout
+
+
+def test_doctor_without_server_exits_with_the_fix(tmp_path):
+    env = {**os.environ, "RYS_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env.pop("RYS_LLAMA_SERVER", None)
+    result = subprocess.run([sys.executable, "-m", "rys.cli", "doctor"], capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert "no llama-server found" in result.stderr and "rys setup llama-server" in result.stderr
