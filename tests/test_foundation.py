@@ -146,3 +146,18 @@ def test_doctor_without_server_exits_with_the_fix(tmp_path):
     result = subprocess.run([sys.executable, "-m", "rys.cli", "doctor"], capture_output=True, text=True, env=env)
     assert result.returncode == 2
     assert "no llama-server found" in result.stderr and "rys setup llama-server" in result.stderr
+
+
+def test_server_version_of_a_source_build(tmp_path):
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\necho 'version: 0.6.0-dev (build 11434, commit pypi-11434)' >&2\n")
+    binary.chmod(0o755)
+    version = locate.server_version(binary)
+    assert (version.build, version.commit) == (11434, "pypi-11434")
+
+
+def test_real_server_reports_the_pinned_build(llama_server_bin):
+    # The rys build stamps the build number the sdist itself cannot supply (it has no git history).
+    if llama_server_bin.parent.parent.parent.name != "llama-server":
+        pytest.skip("not a rys-built llama-server")
+    assert locate.server_version(llama_server_bin).build == locate.PINNED_BUILD

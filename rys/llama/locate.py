@@ -59,13 +59,14 @@ class ServerVersion:
 
 
 def server_version(binary: Path) -> ServerVersion:
-    """Parse `llama-server --version` ("version: 11434 (abc123)" on tagged builds)."""
+    """Parse `llama-server --version`: "version: 11434 (abc123)" on tagged builds,
+    "version: 0.6.0-dev (build 11434, commit pypi-11434)" on builds from a source tree."""
     try:
         done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise ServerNotFound(f"{binary} --version failed: {err}", "check that the binary runs on this machine")
     text = (done.stdout + done.stderr).strip()
-    m = re.search(r"version:\s*(\d+)\s*\(([^)]*)\)", text)
-    build = int(m.group(1)) if m else None
-    commit = m.group(2) if m else None
-    return ServerVersion(build, commit, text)
+    m = re.search(r"\(build (\d+), commit ([^)]*)\)", text) or re.search(r"version:\s*(\d+)\s*\(([^)]*)\)", text)
+    if not m:
+        return ServerVersion(None, None, text)
+    return ServerVersion(int(m.group(1)), m.group(2), text)
