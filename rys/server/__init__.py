@@ -1,0 +1,35 @@
+"""llama-server: a process manager that never leaves a server behind, and a client that never turns a
+failure into a score."""
+
+from rys.server.client import Generation, LlamaClient, ServerProps, TokenDist
+from rys.server.failures import (
+    BadServerArgs,
+    ModelLoadError,
+    PortInUse,
+    RequestFailed,
+    ServerCrashed,
+    ServerError,
+    ServerOutOfMemory,
+    ServerStartTimeout,
+)
+from rys.server.manager import LlamaServer, ServerConfig, stop_all
+from rys.server.thinking import split_thinking
+
+__all__ = [
+    "BadServerArgs",
+    "Generation",
+    "LlamaClient",
+    "LlamaServer",
+    "ModelLoadError",
+    "PortInUse",
+    "RequestFailed",
+    "ServerConfig",
+    "ServerCrashed",
+    "ServerError",
+    "ServerOutOfMemory",
+    "ServerProps",
+    "ServerStartTimeout",
+    "TokenDist",
+    "split_thinking",
+    "stop_all",
+]
