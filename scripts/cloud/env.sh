@@ -1,0 +1,23 @@
+# Settings shared by the cloud scripts (sourced, not run); override any of them in the environment.
+# MODEL: alias or path to a GGUF. BACKEND: cuda | rocm | vulkan (cpu works too, for a dry run).
+MODEL=${MODEL:-smollm2}
+BACKEND=${BACKEND:-cuda}
+OUT=${OUT:-$PWD/rys-cloud}
+PROBES=${PROBES:-math,reasoning}
+TASKS=${TASKS:-rys_arc_challenge,rys_hellaswag,rys_gsm8k_cot}
+LIMIT=${LIMIT:-}                      # documents per task; empty = all
+SERVER_ARGS=${SERVER_ARGS:--ngl 999}  # every layer on the GPU
+VENV=${RYS_VENV:-$PWD/.venv}
+RYS="$VENV/bin/rys"
+NAME=$(basename "${MODEL%.gguf}")
+RESULTS="$OUT/sweep/$NAME.sweep.jsonl"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# The binary step 1 built for $BACKEND, unless RYS_LLAMA_SERVER names another one.
+llama_server_bin() {
+  if [ -n "${RYS_LLAMA_SERVER:-}" ]; then
+    echo "$RYS_LLAMA_SERVER"
+  else
+    echo "$("$VENV/bin/python" -c "from rys.llama.locate import build_dir; print(build_dir('$BACKEND'))")/bin/llama-server"
+  fi
+}
