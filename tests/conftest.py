@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 REQUIRE_REAL = os.environ.get("CI") == "true" or os.environ.get("RYS_REQUIRE_REAL") == "1"
+# The suite serves paths with the stock build (the rewriter, what every user's own llama.cpp build
+# gets); tests/test_runtime_paths.py asks for the patched build explicitly.
+os.environ.setdefault("RYS_PREFER_PATCHED", "0")
 
 
 def _real(what: str, get):

@@ -65,6 +65,15 @@ def test_locate_order_explicit_then_env_then_cache_then_path(tmp_path, monkeypat
     assert locate.find_llama_server() == on_path
     cached = _fake_binary(locate.build_dir("cpu") / "bin" / "llama-server")
     assert locate.find_llama_server() == cached
+    # a patched build (runtime layer paths) is used automatically once built, unless asked not to
+    patched = _fake_binary(locate.build_dir("cpu", patched=True) / "bin" / "llama-server")
+    monkeypatch.setenv("RYS_PREFER_PATCHED", "1")
+    assert locate.find_llama_server() == patched
+    monkeypatch.setenv("RYS_PREFER_PATCHED", "0")
+    assert locate.find_llama_server() == cached
+    # a GPU build is preferred to the CPU one
+    gpu = _fake_binary(locate.build_dir("cuda") / "bin" / "llama-server")
+    assert locate.find_llama_server() == gpu
     env = _fake_binary(tmp_path / "env" / "llama-server")
     monkeypatch.setenv("RYS_LLAMA_SERVER", str(env))
     assert locate.find_llama_server() == env

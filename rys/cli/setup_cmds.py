@@ -33,6 +33,9 @@ def setup_llama_server(backend, jobs, patched, sdist, force) -> None:
         click.echo(f"built {result.binary} in {result.seconds / 60:.1f} min")
     else:
         click.echo(f"already built: {result.binary}")
+    if patched:
+        click.echo("rys now uses this build by default (runtime layer paths, no GGUF copies); "
+                   "RYS_PREFER_PATCHED=0 picks the stock build again; docs/runtime.md", err=True)
 
 
 @click.command()

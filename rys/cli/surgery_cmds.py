@@ -55,20 +55,58 @@ def path_from_options(n_layers: int, path_text=None, duplicate=None, repeat=None
 
 @click.command()
 @click.argument("model")
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @path_options
 @click.option("--force", is_flag=True, help="Build a path rys knows is wrong for this architecture (recorded).")
-def build(model, out, force, **path_spec) -> None:
+@click.option("--runtime", is_flag=True,
+              help="Write nothing: print the llama-server command that runs the path on the unchanged file "
+                   "(needs a server built with: rys setup llama-server --patched).")
+@click.option("--llama-server", "llama_server", default=None,
+              help="With --runtime: the patched llama-server [default: the found server if patched, else "
+                   "the patched build in the rys cache].")
+def build(model, out, force, runtime, llama_server, **path_spec) -> None:
     """Write MODEL run along a layer path as one self-contained GGUF at OUT (identity if no path given)."""
     from rys.gguf import build_single, model_info
     from rys.models import resolve_model
 
     src = resolve_model(model)
     path = path_from_options(model_info(src).n_layers, **path_spec)
+    if runtime:
+        _print_runtime_command(src, path, out, llama_server)
+        return
+    if out is None:
+        raise RysError("missing OUT: where to write the GGUF",
+                       "give an output file, e.g. rys build smollm2 dup.gguf --duplicate 10 16, "
+                       "or --runtime to run the path without writing a file")
     started = time.monotonic()
     build_single(src, out, path, force=force)
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(path)} layers: {paths.format_path(path)}) "
                f"in {time.monotonic() - started:.1f} s")
+
+
+def _print_runtime_command(src: Path, path: list[int], out, llama_server) -> None:
+    import shlex
+
+    from rys.llama.locate import find_llama_server
+    from rys.llama.runtime import find_patched_server, supports_runtime_paths
+    from rys.serve_path import runtime_command
+
+    if out is not None:
+        raise RysError("--runtime writes no file, but an OUT was given", f"drop {out}, or drop --runtime")
+    if llama_server is not None:
+        binary = find_llama_server(llama_server)
+    else:
+        try:
+            found = find_llama_server()
+        except RysError:
+            found = None
+        # the found server when it is patched; else the patched build, wherever rys keeps it
+        binary = found if found is not None and supports_runtime_paths(found) else find_patched_server()
+    cmd = runtime_command(binary, src, path)
+    # -c: llama-server's default is the training context, with a KV cache slot per executed layer
+    click.echo(shlex.join(cmd + ["-c", "4096"]))
+    click.echo(f"# {len(path)} executed layers ({paths.format_path(path)}) on the unchanged {src.name}; "
+               "no file written", err=True)
 
 
 @click.command()

@@ -22,16 +22,30 @@ def build_dir(backend: str = "cpu", patched: bool = False) -> Path:
     return cache_dir() / "llama-server" / f"b{PINNED_BUILD}-{backend}{suffix}"
 
 
-def cached_binaries() -> list[Path]:
+def cached_binaries(prefer_patched: bool = True) -> list[Path]:
+    """Builds in the rys cache, best first: GPU backends before the CPU one (whoever built one wants it
+    used), and a patched build (runtime layer paths, a superset of stock) before its stock twin unless
+    prefer_patched is off ($RYS_PREFER_PATCHED=0)."""
     root = cache_dir() / "llama-server"
     if not root.is_dir():
         return []
-    found = sorted(root.glob("b*/bin/llama-server"))
-    return [p for p in found if os.access(p, os.X_OK)]
+    found = [p for p in root.glob("b*/bin/llama-server") if os.access(p, os.X_OK)]
+
+    def rank(path: Path) -> tuple:
+        name = path.parent.parent.name
+        patched = name.endswith("-patched")
+        return ("-cpu" in name, patched != prefer_patched, name)
+
+    return sorted(found, key=rank)
 
 
-def find_llama_server(explicit: str | Path | None = None) -> Path:
-    """--llama-server PATH, then $RYS_LLAMA_SERVER, then the rys build cache, then PATH."""
+def _prefer_patched() -> bool:
+    return os.environ.get("RYS_PREFER_PATCHED", "1").strip().lower() not in ("0", "no", "false", "off")
+
+
+def find_llama_server(explicit: str | Path | None = None, prefer_patched: bool | None = None) -> Path:
+    """--llama-server PATH, then $RYS_LLAMA_SERVER, then the rys build cache (a patched build first,
+    see cached_binaries), then PATH."""
     for source, value in (("--llama-server", explicit), ("$RYS_LLAMA_SERVER", os.environ.get("RYS_LLAMA_SERVER"))):
         if value:
             path = Path(value).expanduser()
@@ -41,7 +55,7 @@ def find_llama_server(explicit: str | Path | None = None) -> Path:
             if not os.access(path, os.X_OK):
                 raise ServerNotFound(f"{source} points to {path}, which is not executable", f"chmod +x {path}")
             return path
-    cached = cached_binaries()
+    cached = cached_binaries(_prefer_patched() if prefer_patched is None else prefer_patched)
     if cached:
         return cached[0]
     on_path = shutil.which("llama-server")

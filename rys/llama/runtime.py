@@ -1,0 +1,102 @@
+"""Runtime layer paths: a llama-server built with vendor/llama.cpp/layer-path.patch runs any layer path of
+an unchanged GGUF, chosen by one `--override-kv rys.layer_path=str:...` argument (docs/runtime.md).
+
+A stock llama-server silently ignores an unknown override key and runs the plain model, so support is
+detected from the binary itself (the marker the patch adds to `--help`), never assumed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from rys.errors import RysError, ServerNotFound
+from rys.llama.locate import BACKENDS, build_dir
+from rys.paths import format_path, validate
+
+PATH_KEY = "rys.layer_path"
+MARKER = "rys-layer-path-v1"  # printed by the patched server's --help; bump with incompatible patch changes
+# llama.cpp stores a string override in char[128]; longer values are rejected by its argument parser.
+MAX_VALUE_CHARS = 127
+ENV_VAR = "RYS_PATCHED_LLAMA_SERVER"
+
+METHOD_RUNTIME = "runtime"  # the path ran on a patched server, original file unchanged
+METHOD_REWRITE = "rewrite"  # the path was materialized as a GGUF (single file or split layout)
+
+
+class RuntimePathError(RysError):
+    pass
+
+
+def supports_runtime_paths(binary: str | Path) -> bool:
+    """True when `binary --help` carries the patch's marker."""
+    path = Path(binary)
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return _help_has_marker(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _help_has_marker(binary: str, _mtime_ns: int, _size: int) -> bool:
+    # mtime and size are part of the cache key so a rebuilt binary is asked again
+    try:
+        done = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return MARKER in done.stdout + done.stderr
+
+
+def path_method(binary: str | Path) -> str:
+    """How rys runs a layer path with this server: METHOD_RUNTIME or METHOD_REWRITE."""
+    return METHOD_RUNTIME if supports_runtime_paths(binary) else METHOD_REWRITE
+
+
+def runtime_path_args(path: Sequence[int], binary: str | Path | None = None) -> list[str]:
+    """The llama-server arguments that run `path` on the original GGUF. With `binary`, first check that it
+    supports runtime paths (a stock server would ignore them and run the plain model)."""
+    path = validate(path)
+    # ';' between items: llama-server splits --override-kv values on ',' (rys.paths' separator)
+    value = format_path(path).replace(",", ";")
+    if len(value) > MAX_VALUE_CHARS:
+        raise RuntimePathError(
+            f"layer path is {len(value)} characters in its shortest form, more than the {MAX_VALUE_CHARS} "
+            "llama.cpp accepts in a metadata override",
+            "use fewer, longer ranges, or run this path from a rewritten GGUF (the default without --runtime)")
+    if binary is not None and not supports_runtime_paths(binary):
+        raise RuntimePathError(
+            f"{binary} does not support runtime layer paths (it would silently run the plain model)",
+            "run: rys setup llama-server --patched   (or use the rewriter, the default)")
+    return ["--override-kv", f"{PATH_KEY}=str:{value}"]
+
+
+def _candidates() -> list[tuple[str, Path]]:
+    env = os.environ.get(ENV_VAR)
+    found = [(f"${ENV_VAR}", Path(env).expanduser())] if env else []
+    found += [(f"the rys cache ({backend})", build_dir(backend, patched=True) / "bin" / "llama-server")
+              for backend in BACKENDS]
+    return found
+
+
+def find_patched_server() -> Path:
+    """$RYS_PATCHED_LLAMA_SERVER, then the patched builds in the rys cache (cpu first); only a binary that
+    really supports runtime paths is returned."""
+    env = os.environ.get(ENV_VAR)
+    for source, path in _candidates():
+        if not path.is_file():
+            if source.startswith("$"):
+                raise ServerNotFound(f"${ENV_VAR} points to {path}, which does not exist",
+                                     "unset it, or point it to a llama-server built with rys's patch")
+            continue
+        if supports_runtime_paths(path):
+            return path
+        if env and source.startswith("$"):
+            raise ServerNotFound(f"${ENV_VAR} points to {path}, which does not support runtime layer paths",
+                                 "point it to a llama-server built with vendor/llama.cpp/*.patch")
+    raise ServerNotFound("no llama-server with runtime layer paths found "
+                         f"(looked at ${ENV_VAR} and {build_dir('cpu', patched=True)})",
+                         "run: rys setup llama-server --patched")

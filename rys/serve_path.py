@@ -1,0 +1,149 @@
+"""The one seam between "a layer path was chosen" and "a llama-server runs it".
+
+Two ways to run a path: on a llama-server built with rys's patch (vendor/llama.cpp), the unchanged GGUF
+plus one `--override-kv` argument (METHOD_RUNTIME: nothing written, duplicated layers cost no memory);
+otherwise the path is materialized in the layer store and the stock server loads that (METHOD_REWRITE).
+Support is detected from the configured binary, never assumed. $RYS_PATH_METHOD (auto, runtime,
+rewrite) pins one method, e.g. to compare them or to work around a problem in one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rys.errors import RysError
+from rys.llama.runtime import (
+    MAX_VALUE_CHARS,
+    METHOD_REWRITE,
+    METHOD_RUNTIME,
+    RuntimePathError,
+    runtime_path_args,
+    supports_runtime_paths,
+)
+from rys.paths import format_path
+
+METHOD_ENV = "RYS_PATH_METHOD"
+METHODS = ("auto", METHOD_RUNTIME, METHOD_REWRITE)
+
+# Architectures the patch accepts (rys_check_layer_path in vendor/llama.cpp/layer-path.patch): their
+# graphs depend on the layer index only through per-layer hparams the patch remaps. Keep both in step.
+RUNTIME_ARCHS = frozenset({
+    "llama", "mistral3", "qwen2", "qwen3", "phi3", "exaone", "granite", "gemma", "gemma2", "gemma3",
+    "cohere2", "olmo2", "gpt-oss", "exaone4", "smollm3",
+})
+
+
+@dataclass
+class ServedPath:
+    """A server for one layer path; `server` is started by serve_path(start=True) or by the caller."""
+
+    server: object  # rys.server.LlamaServer
+    method: str  # METHOD_RUNTIME or METHOD_REWRITE
+    config: object  # the ServerConfig the server really runs with (runtime: plus the path argument)
+    model_path: Path  # the file given to llama-server -m
+    materialize_s: float  # config chosen -> a file llama-server can load (runtime: no file to write)
+    bytes_written: int
+
+
+@functools.lru_cache(maxsize=32)
+def _model_facts(model: str, _mtime_ns: int, _size: int) -> tuple[str, int]:
+    # mtime and size are part of the key so a replaced file is read again
+    from rys.gguf import model_info
+
+    info = model_info(model)
+    return info.arch, info.n_nextn
+
+
+def _runtime_obstacle(binary, model: Path, path: Sequence[int]) -> str | None:
+    """Why this path cannot run at run time on this server (None: it can)."""
+    if not supports_runtime_paths(binary):
+        return f"{binary} does not support runtime layer paths (a stock build)"
+    if len(format_path(path)) > MAX_VALUE_CHARS:
+        return f"the path is longer than the {MAX_VALUE_CHARS} characters llama.cpp takes in one override"
+    stat = model.stat()
+    arch, n_nextn = _model_facts(str(model.resolve()), stat.st_mtime_ns, stat.st_size)
+    if arch not in RUNTIME_ARCHS:
+        return f"architecture {arch!r} is not supported by the runtime patch"
+    if n_nextn:
+        return "the model has MTP (nextn) layers, which the runtime patch does not remap"
+    return None
+
+
+def choose_method(binary, model: str | Path, path: Sequence[int], method: str | None = None) -> str:
+    """METHOD_RUNTIME or METHOD_REWRITE for running `path` of `model` with `binary`.
+    `method` (else $RYS_PATH_METHOD, else "auto"): auto takes runtime wherever it works."""
+    method = (method or os.environ.get(METHOD_ENV) or "auto").strip().lower()
+    if method not in METHODS:
+        raise RysError(f"unknown layer-path method {method!r}",
+                       f"use one of {', '.join(METHODS)} (in --method or ${METHOD_ENV})")
+    if method == METHOD_REWRITE:
+        return METHOD_REWRITE
+    obstacle = _runtime_obstacle(binary, Path(model), list(path))
+    if obstacle is None:
+        return METHOD_RUNTIME
+    if method == METHOD_RUNTIME:
+        raise RuntimePathError(f"cannot run this layer path at run time: {obstacle}",
+                               "build the patched server (rys setup llama-server --patched) and pass it with "
+                               f"--llama-server or $RYS_LLAMA_SERVER, or use the rewriter ({METHOD_ENV}=rewrite)")
+    return METHOD_REWRITE
+
+
+def model_method(binary, model: str | Path, method: str | None = None) -> str:
+    """The method choose_method takes for the (short) paths of `model` with `binary`: what a run that
+    serves many paths of one model records once."""
+    return choose_method(binary, model, [0], method)
+
+
+@contextmanager
+def serve_path(model: str | Path, path: Sequence[int], config, store=None, name: str = "path",
+               method: str | None = None, start: bool = False) -> Iterator[ServedPath]:
+    """A LlamaServer that runs `model` along `path`, by the method choose_method picks. With start=False
+    the caller starts it (to time the start, or to register it for an interrupt first). The server is
+    stopped, and a store lease released, on exit."""
+    from rys.server import LlamaServer
+
+    model, path = Path(model), list(path)
+    chosen = choose_method(config.binary, model, path, method)
+    t0 = time.monotonic()
+    if chosen == METHOD_RUNTIME:
+        run_config = dataclasses.replace(config, extra_args=tuple(config.extra_args) + tuple(runtime_path_args(path)))
+        server = LlamaServer(model, run_config, name=name)
+        served = ServedPath(server, METHOD_RUNTIME, run_config, model, round(time.monotonic() - t0, 4), 0)
+        try:
+            if start:
+                server.start()
+            yield served
+        finally:
+            server.stop()
+        return
+    if store is None:
+        from rys.gguf import LayerStore
+
+        store = LayerStore()
+    with store.materialize(model, path) as lease:
+        server = LlamaServer(Path(lease.model_path), config, name=name)
+        served = ServedPath(server, METHOD_REWRITE, config, Path(lease.model_path),
+                            round(time.monotonic() - t0, 4), lease.bytes_written)
+        try:
+            if start:
+                server.start()
+            yield served
+        finally:
+            server.stop()
+
+
+def runtime_command(binary, model: str | Path, path: Sequence[int]) -> list[str]:
+    """The llama-server command line that runs `path` on the unchanged `model` (add --host/--port/-c)."""
+    model = Path(model)
+    obstacle = _runtime_obstacle(binary, model, list(path))
+    if obstacle is not None:
+        raise RuntimePathError(f"cannot run this layer path at run time: {obstacle}",
+                               "run: rys setup llama-server --patched   (or drop --runtime to write a GGUF)")
+    return [str(binary), "-m", str(model.absolute()), *runtime_path_args(path)]
