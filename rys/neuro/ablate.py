@@ -1,0 +1,155 @@
+"""Ablation: skip a layer (or a contiguous block) and measure how much a probe's score drops.
+
+importance(x) = baseline score - score with x skipped, paired over items, with a bootstrap CI and a
+permutation p-value (rys.probes.stats.paired_delta). A skipped layer acts as the identity: the path
+simply leaves it out. Every finished config is appended to a journal, so an interrupted run resumes;
+a config whose server fails is reported and never becomes a row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rys import paths as layer_paths
+from rys.neuro import NeuroError
+from rys.neuro.pipeline import in_order
+from rys.probes import ProbeResult, open_target, run_probe
+from rys.probes.stats import paired_delta
+
+Skip = tuple[int, ...]  # the skipped layers, sorted; () is the baseline
+
+
+@dataclass
+class AblationRow:
+    skipped: list[int]
+    path: str
+    score: float
+    importance: float  # baseline - ablated
+    ci_low: float
+    ci_high: float
+    p: float
+
+
+@dataclass
+class SkipScores:
+    """Probe results of the original model (baseline) and of skip paths, plus the configs that failed."""
+
+    model: str
+    probe: str
+    probe_sha256: str
+    n_layers: int
+    baseline: ProbeResult
+    results: dict[Skip, ProbeResult]
+    failed: dict[Skip, str] = field(default_factory=dict)
+
+    def row(self, skipped: Skip) -> AblationRow:
+        result = self.results[skipped]
+        d = paired_delta(result.items, self.baseline.items)  # b - a = baseline - ablated
+        return AblationRow(list(skipped), layer_paths.format_path(layer_paths.skip(skipped, self.n_layers)),
+                           result.score, d.delta, d.ci_low, d.ci_high, d.p)
+
+    def rows(self, size: int | None = None) -> list[AblationRow]:
+        return [self.row(s) for s in sorted(self.results, key=lambda s: (len(s), s))
+                if size is None or len(s) == size]
+
+    def importance(self) -> dict[int, float]:
+        """Single-layer importance by layer (layers whose ablation failed are absent)."""
+        return {s[0]: self.row(s).importance for s in self.results if len(s) == 1}
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "probe": self.probe, "probe_sha256": self.probe_sha256,
+                "n_layers": self.n_layers,
+                "baseline": {"score": self.baseline.score, "ci_low": self.baseline.ci_low,
+                             "ci_high": self.baseline.ci_high, "n": self.baseline.n, "flags": self.baseline.flags},
+                "rows": [asdict(r) for r in self.rows()],
+                "ranking": [r.skipped for r in sorted(self.rows(1), key=lambda r: -r.importance)],
+                "failed": [{"skipped": list(s), "error": e} for s, e in sorted(self.failed.items())]}
+
+
+def blocks(n_layers: int, size: int, layers: Iterable[int] | None = None) -> list[Skip]:
+    """Contiguous blocks of `size` layers starting at each of `layers` (default every start that fits)."""
+    if size < 1 or size >= n_layers:
+        raise NeuroError(f"block size {size} does not fit a {n_layers}-layer model",
+                         f"use block sizes from 1 to {n_layers - 1}")
+    starts = range(n_layers - size + 1) if layers is None else layers
+    return [tuple(range(s, s + size)) for s in starts if 0 <= s and s + size <= n_layers]
+
+
+class Journal:
+    """Append-only JSONL of finished configs of one (model, probe version): what resume reads back."""
+
+    def __init__(self, path: Path | None, model: str, probe_sha256: str):
+        self.path, self.key = path, {"model": model, "probe_sha256": probe_sha256}
+
+    def load(self) -> dict[Skip, ProbeResult]:
+        if self.path is None or not self.path.exists():
+            return {}
+        done = {}
+        for n, line in enumerate(self.path.read_text().splitlines(), 1):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: that config simply runs again
+            if {k: entry.get(k) for k in self.key} != self.key:
+                raise NeuroError(f"{self.path} (line {n}) holds results of another model or probe version",
+                                 "write to a new --out folder, or delete that journal to start over")
+            done[tuple(entry["skipped"])] = ProbeResult.from_dict(entry["result"])
+        return done
+
+    def add(self, skipped: Skip, result: ProbeResult) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({**self.key, "skipped": list(skipped), "result": result.to_dict()})
+        with open(self.path, "a") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def score_skips(model: Path, probe, config, skips: Sequence[Skip], *, journal: Path | None = None,
+                store=None, workers: int = 2, previous: SkipScores | None = None,
+                on_done: Callable[[Skip, str], None] | None = None) -> SkipScores:
+    """The probe on the original model and on every skip path, resuming from `journal` and reusing
+    the results of a `previous` run of the same probe."""
+    from rys.gguf import SurgeryError
+    from rys.gguf.source import open_source
+    from rys.server import ServerError
+
+    n_layers = open_source(model).n_layers
+    for s in skips:
+        layer_paths.skip(s, n_layers)  # a bad layer fails here, before any server starts
+    log = Journal(journal, str(Path(model).resolve()), probe.sha256)
+    done = log.load()
+    if previous is not None:
+        done.update({(): previous.baseline, **previous.results})
+
+    def measure(skipped: Skip) -> ProbeResult | str:
+        path = None if not skipped else layer_paths.skip(skipped, n_layers)
+        name = "baseline" if not skipped else "skip-" + "-".join(map(str, skipped))
+        try:
+            with open_target(model, config, path=path, store=store, name=name) as server:
+                return run_probe(server.client, probe)
+        except (ServerError, SurgeryError) as err:
+            if not skipped:
+                raise  # without a baseline nothing can be measured
+            return err.message
+
+    todo = [s for s in dict.fromkeys([(), *(tuple(sorted(s)) for s in skips)]) if s not in done]
+    failed = {}
+    for skipped, outcome in in_order(measure, todo, workers):
+        if isinstance(outcome, str):
+            failed[skipped] = outcome
+        else:
+            done[skipped] = outcome
+            log.add(skipped, outcome)
+        if on_done:
+            on_done(skipped, "failed: " + outcome if isinstance(outcome, str) else f"score {outcome.score:.4f}")
+    baseline = done.pop(())
+    wanted = {tuple(sorted(s)) for s in skips}
+    return SkipScores(str(model), probe.name, probe.sha256, n_layers, baseline,
+                      {s: r for s, r in done.items() if s in wanted}, failed)
