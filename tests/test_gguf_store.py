@@ -3,6 +3,8 @@ limits and a full filesystem."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -198,3 +200,25 @@ def test_least_recently_used_goes_first(tiny, tmp_path):
     store.evict()
     assert all(f.exists() for f in b.files)
     assert not all(f.exists() for f in a.files)
+
+
+def test_leftovers_of_a_killed_process_are_removed_on_open(tiny, tmp_path):
+    root = tmp_path / "store"
+    store = LayerStore(root, limit_bytes=10**9)
+    with store.materialize(tiny, [0, 1, 1, 2]) as lease:
+        model_dir = lease.model_path.parent.parent
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no process (a quick reuse would only keep the files)
+    leftovers = [model_dir / f".L1-P2.gguf.tmp-{dead.pid}-1-abcdef01", root / "leases" / f".x.json.tmp-{dead.pid}-1-0"]
+    for f in leftovers:
+        f.write_bytes(b"half")
+    (model_dir / f".cfg-0123-5.tmp-{dead.pid}-1-abcdef02").mkdir()
+    (model_dir / f".cfg-0123-5.tmp-{dead.pid}-1-abcdef02" / "model-00001-of-00005.gguf").write_bytes(b"x")
+    stale_lease = root / "leases" / f"{dead.pid}-abc.json"
+    stale_lease.write_text(json.dumps({"pid": dead.pid, "started": 1.0, "files": []}))
+    mine = model_dir / f".L2-P3.gguf.tmp-{os.getpid()}-1-abcdef03"  # a live writer's file stays
+    mine.write_bytes(b"busy")
+
+    LayerStore(root, limit_bytes=10**9)
+    assert not [p for p in root.rglob("*") if f"-{dead.pid}-" in p.name or p == stale_lease]
+    assert mine.exists() and (model_dir / "L1-P2.gguf").exists()

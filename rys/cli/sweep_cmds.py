@@ -1,7 +1,217 @@
-"""Commands of this area (placeholder until the area lands)."""
+"""`rys sweep`, `rys report`, `rys export`: thin wrappers over rys.sweep."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
 
 import click
 
+from rys.sweep import SweepError
+
+
+def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    """'3 4 5' or '3,4,5' -> (3, 4, 5)."""
+    if not text:
+        return None
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    if not all(p.isdigit() for p in parts):
+        raise SweepError(f"{what} must be whole numbers, got {text!r}", f'write e.g. {what} "3 4 5" or {what} 3,4,5')
+    return tuple(int(p) for p in parts)
+
+
+def _probes(spec: str, limit: int | None):
+    from rys.probes import load_probe
+    from rys.sweep.runner import limit_items
+
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise SweepError("no probe given", "pass --probe math (or several: --probe math,reasoning)")
+    probes = [limit_items(load_probe(n), limit) for n in names]
+    if len({p.name for p in probes}) != len(probes):
+        raise SweepError(f"--probe names a probe twice: {spec}", "list each probe once")
+    return probes
+
+
+@click.command("sweep")
+@click.argument("model")
+@click.option("--probe", "probe_spec", required=True, help="Probe set(s), comma-separated: math,reasoning or a JSON file.")
+@click.option("--limit", type=int, help="Score only the first N items of each probe (a quick sweep).")
+@click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
+              help="Results JSONL (default results/<model>.sweep.jsonl). Rerun the same command to resume.")
+@click.option("--block-sizes", help='Block lengths to try, e.g. "3 4 5" (default: --min-block..--max-block).')
+@click.option("--min-block", type=int, default=1, show_default=True)
+@click.option("--max-block", type=int, help="Largest block length (default: the layer count).")
+@click.option("--stride", type=int, default=1, show_default=True, help="Step between block start layers.")
+@click.option("--start-min", type=int, default=0, show_default=True, help="First block start layer.")
+@click.option("--start-max", type=int, help="Last block start layer.")
+@click.option("--skip-early", type=int, default=0, show_default=True, help="Never touch the first K layers.")
+@click.option("--skip-late", type=int, default=0, show_default=True, help="Never touch the last K layers.")
+@click.option("--sparse-first", is_flag=True, help="Run at --stride first, then refine around the top configs at stride 1.")
+@click.option("--refine-top", type=int, default=3, show_default=True, help="How many top configs --sparse-first refines.")
+@click.option("--paths", "paths_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Explicit layer paths, one per line (0..9,5..29); replaces the (i, j) space.")
+@click.option("--repeat", type=int, default=2, show_default=True, help="Times the block runs (2 = RYS duplication).")
+@click.option("--interleave", is_flag=True, help="Repeat each block layer in place (i,i,i+1,i+1,...) instead.")
+@click.option("--skip-baseline", is_flag=True, help="Do not score the unmodified model (deltas need it once).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Parallel llama-servers sharing the queue.")
+@click.option("--worker-args", multiple=True, help='Per-worker llama-server args, once per worker: --worker-args "--device CUDA0".')
+@click.option("--server-args", default="", help="Extra llama-server arguments for every server (quoted).")
+@click.option("--llama-server", "llama_server", type=click.Path(path_type=Path), help="llama-server binary.")
+@click.option("--ctx-size", type=int, default=2048, show_default=True, help="Context per slot.")
+@click.option("--slots", type=int, default=1, show_default=True, help="Parallel requests per server (1 = exact A/B).")
+@click.option("--port", type=int, help="Fixed port (one worker only; default: a free port).")
+@click.option("--prefetch/--no-prefetch", default=None,
+              help="Start the next config's server while the current one scores "
+                   "(default: on when llama-server runs on the CPU only and a second copy fits in RAM).")
+@click.option("--tmpdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Layer store directory (default: /dev/shm/rys-UID or $RYS_STORE_DIR).")
+@click.option("--top-k", type=int, default=5, show_default=True, help="Configs marked and listed.")
+@click.option("--report/--no-report", default=True, show_default=True, help="Write heatmaps and summary at the end.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the report goes (default: <results>-report next to the results file).")
+@click.option("--html/--no-html", default=True, show_default=True, help="Also write interactive HTML heatmaps.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
+def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_block, stride, start_min, start_max,
+              skip_early, skip_late, sparse_first, refine_top, paths_file, repeat, interleave, skip_baseline,
+              workers, worker_args, server_args, llama_server, ctx_size, slots, port, prefetch, tmpdir, top_k, report,
+              report_dir, html, no_progress):
+    """Measure layer paths of MODEL (a GGUF path or demo alias) on probes, resumably.
+
+    \b
+    rys sweep smollm2 --probe math --limit 16 --block-sizes "2 3 4" --stride 2
+    """
+    from rys.gguf import LayerStore
+    from rys.gguf.provenance import file_sha256
+    from rys.gguf.source import open_source
+    from rys.llama.locate import find_llama_server
+    from rys.models import resolve_model
+    from rys.server import ServerConfig
+    from rys.sweep.report import write_report
+    from rys.sweep.results import ResultStore
+    from rys.sweep.runner import SweepJob, can_start_ahead, run_configs, run_sparse_first, shared_cpu_threads
+    from rys.sweep.space import PairSpace, check_space, read_paths_file
+
+    model_path = resolve_model(model)
+    binary = find_llama_server(llama_server)
+    probes = _probes(probe_spec, limit)
+    if worker_args and len(worker_args) != workers:
+        if workers != 1:
+            raise SweepError(f"--workers {workers} but --worker-args given {len(worker_args)} times",
+                             "give --worker-args once per worker, or leave --workers out")
+        workers = len(worker_args)
+    if workers < 1:
+        raise SweepError(f"--workers must be at least 1, got {workers}", "use --workers 1")
+    if port is not None and workers > 1:
+        raise SweepError("--port fixes one port but there are several workers", "leave --port out")
+    if port is not None and prefetch:
+        raise SweepError("--port fixes one port, but --prefetch runs two servers at once", "leave --port out")
+    if prefetch is None:
+        prefetch = port is None and can_start_ahead(binary, shlex.split(server_args), model_path)
+    extra_args = shlex.split(server_args)
+    if prefetch:
+        extra_args += shared_cpu_threads(extra_args, [shlex.split(a) for a in worker_args], workers)
+    n_layers = open_source(model_path).n_layers
+    results = results or Path("results") / f"{model_path.stem}.sweep.jsonl"
+    job = SweepJob(
+        model=model_path, model_sha256=file_sha256(model_path), n_layers=n_layers, probes=probes,
+        results=ResultStore(results),
+        server=ServerConfig(binary=binary, ctx_size=ctx_size, slots=slots, extra_args=extra_args,
+                            port=port, log_dir=results.parent / f"{results.stem}-logs"),
+        worker_args=[tuple(shlex.split(a)) for a in worker_args] or [()] * workers,
+        store=LayerStore(root=tmpdir), progress=not no_progress, top_k=top_k, log=click.echo, prefetch=prefetch)
+    click.echo(f"model {model_path.name}: {n_layers} layers; probes "
+               + ", ".join(f"{p.name} ({len(p.items)} items)" for p in probes) + f"; results {results}")
+    if paths_file:
+        stats = run_configs(job, read_paths_file(paths_file, n_layers), skip_baseline)
+    else:
+        space = PairSpace(n_layers, block_sizes=_ints(block_sizes, "--block-sizes"), min_block=min_block,
+                          max_block=max_block, stride=stride, start_min=start_min, start_max=start_max,
+                          skip_early=skip_early, skip_late=skip_late, times=repeat, interleaved=interleave)
+        check_space(space)
+        if sparse_first:
+            stats = run_sparse_first(job, space, refine_top, skip_baseline)
+        else:
+            stats = run_configs(job, space.configs(), skip_baseline)
+    try:
+        Path(job.server.log_dir).rmdir()  # only failed configs keep a llama-server log: drop it when none did
+    except OSError:
+        pass  # not empty, or never made
+    click.echo(f"\n{stats.scored} configs scored (the baseline counts as one), {stats.skipped} already in {results}, "
+               f"{stats.failed} failed"
+               + (f" (see {job.results.failures})" if stats.failed else ""))
+    if report and job.results.rows():
+        done = write_report(results, report_dir, top_k=top_k, html=html)
+        click.echo(done.summary)
+        click.echo("\nwrote " + ", ".join(str(f) for f in done.files))
+
+
+@click.command("report")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default <results>-report).")
+@click.option("--top-k", type=int, default=5, show_default=True)
+@click.option("--html/--no-html", default=True, show_default=True)
+@click.option("--annotate", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A `rys map` report.json: add layer-label bands to the heatmaps and list the labelled "
+                   "layers each top config duplicates.")
+def report_cmd(results, out, top_k, html, annotate):
+    """Rebuild heatmaps, rankings, Pareto front and summary from a results file (nothing is rerun)."""
+    from rys.sweep.report import write_report
+
+    if annotate:
+        from rys.neuro.annotate import load_map, write_annotated
+
+        load_map(annotate)  # a wrong file fails before any report file is rewritten
+    done = write_report(results, out, top_k=top_k, html=html)
+    click.echo(done.summary)
+    files = list(done.files)
+    if annotate:
+        text, more = write_annotated(results, annotate, files[-1].parent, top_k=top_k, html=html)
+        click.echo("\n" + text)
+        files += more
+    click.echo("\nwrote " + ", ".join(str(f) for f in files))
+
+
+@click.command("export")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--config", "which", default="best", show_default=True,
+              help="best (combined ranking), i,j (a RYS block) or a layer path like 0..9,5..29.")
+@click.option("--format", "fmt", type=click.Choice(["path", "yaml", "gguf"]), default="path", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (yaml, gguf).")
+@click.option("--model", help="Source GGUF for --format gguf (default: the model the results were measured on).")
+@click.option("--hf-model", default="MODEL", show_default=True, help="The HF model name written into the mergekit YAML.")
+@click.option("--force", is_flag=True, help="Let the rewriter override its architecture safety checks.")
+def export_cmd(results, which, fmt, out, model, hf_model, force):
+    """Export one config of a sweep: its layer path, a mergekit passthrough YAML or a standalone GGUF."""
+    from rys import paths as layer_paths
+    from rys.models import resolve_model
+    from rys.sweep.export import choose, export_gguf, mergekit_yaml
+    from rys.sweep.results import current_rows, read_rows
+
+    rows = current_rows(read_rows(results))
+    path = choose(rows, which)
+    if fmt == "path":
+        click.echo(layer_paths.format_path(path))
+        return
+    if fmt == "yaml":
+        text = mergekit_yaml(path, hf_model)
+        if out:
+            out.write_text(text)
+            click.echo(f"wrote {out}")
+        else:
+            click.echo(text, nl=False)
+        return
+    source_spec = model or (rows[0].provenance.get("model") if rows else None)
+    if not source_spec:
+        raise SweepError("the results do not say which model they measured", "pass --model PATH")
+    if not out:
+        raise SweepError("--format gguf needs --out FILE.gguf", "add --out rys-best.gguf")
+    written = export_gguf(resolve_model(source_spec), path, out, force=force)
+    click.echo(f"wrote {written} ({len(path)} layers: {layer_paths.format_path(path)})")
+
 
 def register(cli: click.Group) -> None:
-    pass
+    cli.add_command(sweep_cmd)
+    cli.add_command(report_cmd)
+    cli.add_command(export_cmd)

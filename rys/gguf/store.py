@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -38,6 +39,7 @@ from rys.gguf.writer import OutTensor, atomic_file, encode_kv, no_space, temp_na
 from rys.paths import format_path
 
 _SPLIT_NO = "split.no"
+_TEMP_PID = re.compile(r"\.tmp-(\d+)-")  # rys.gguf.writer.temp_name: .<name>.tmp-<pid>-<thread>-<random>
 
 
 def _split_name(no: int, count: int) -> str:
@@ -90,6 +92,7 @@ class LayerStore:
         self.limit_bytes = int(limit_bytes)
         self._sources: dict[tuple, Source] = {}
         self._sources_lock = threading.Lock()
+        self._remove_leftovers()
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -136,6 +139,28 @@ class LayerStore:
         return self._make_room(needed, strict=False)
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _remove_leftovers(self) -> None:
+        """Leases and half-written temp files of processes that died (a killed sweep): nothing else
+        would ever remove them, since eviction skips temp names and only scans leases when full."""
+        self._leased()  # drops the leases of dead processes
+        me = os.getpid()
+        for folder in [self.root, self.root / "leases", *(d for d in self.root.iterdir() if d.is_dir())]:
+            try:
+                names = list(folder.iterdir())
+            except OSError:
+                continue
+            for entry in names:
+                m = _TEMP_PID.search(entry.name)
+                if not entry.name.startswith(".") or m is None:
+                    continue
+                pid = int(m.group(1))
+                if pid == me or psutil.pid_exists(pid):
+                    continue  # being written by a live process (or a reused pid: left for later)
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     def _source(self, src: Path) -> Source:
         # Parsing a header costs milliseconds to a second; sweeps materialize thousands of configs.

@@ -75,5 +75,4 @@ def open_target(model: str | Path, config, path: Sequence[int] | None = None, st
                          "run without --path, or update rys") from err
     # runtime path on a patched server, else a GGUF materialized in the layer store
     with serve_path(Path(model), list(path), config, store=store, name=name, start=True) as served:
-        served.server.path_method = served.method  # for callers that record how a result was produced
         yield served.server

@@ -372,7 +372,7 @@ class LlamaServer:
                         "raise the startup timeout for big models, or check the log for a hang",
                         self.log_tail(), self.log_path)
                 time.sleep(delay)
-                delay = min(delay * 1.5, 0.5)
+                delay = min(delay * 1.5, 0.1)  # a /health poll is ~1 ms; waiting longer only delays every config
 
     def _answers_as_ours(self, http: requests.Session, proc: subprocess.Popen) -> bool:
         """Never trust /health alone: a stale server may own the port. The answer must come from our

@@ -1,0 +1,7 @@
+"""The sweep: config spaces, the materialize -> serve -> score loop, the results store, rankings, plots, exports."""
+
+from rys.errors import RysError
+
+
+class SweepError(RysError):
+    """A sweep that cannot run or a results file that cannot be read as asked."""

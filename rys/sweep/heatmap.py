@@ -1,0 +1,144 @@
+"""RYS heatmaps: x = j, y = i, colour = delta vs baseline on a diverging scale centred at 0.
+
+Top-k cells carry a star and their rank; cells not significantly different from the baseline are
+hatched (PNG) or crossed (HTML). The HTML embeds plotly.js so it opens offline. Both are written to a
+temp name, then renamed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rys.sweep.rank import significant
+from rys.sweep.results import Row
+
+
+@dataclass
+class Grid:
+    title: str
+    i_values: list[int]  # y axis
+    j_values: list[int]  # x axis
+    delta: np.ndarray  # [len(i_values), len(j_values)], NaN where no config
+    significant: np.ndarray  # bool, same shape
+    hover: list[list[str]]
+    top: list[tuple[int, int]]  # (i, j) of the top-k, best first
+
+
+def build_grid(rows: list[Row], title: str, top_k: int = 5) -> Grid:
+    """Rows of one probe and one repeat count that have (i, j) and a delta; the baseline is left out."""
+    cells = {(r.i, r.j): r for r in rows if r.i is not None and r.times > 1 and r.delta}
+    if not cells:
+        raise ValueError("no (i, j) rows with a delta to plot")
+    i_values = list(range(min(i for i, _ in cells), max(i for i, _ in cells) + 1))
+    j_values = list(range(min(j for _, j in cells), max(j for _, j in cells) + 1))
+    delta = np.full((len(i_values), len(j_values)), np.nan)
+    sig = np.zeros_like(delta, dtype=bool)
+    hover = [["" for _ in j_values] for _ in i_values]
+    for (i, j), row in cells.items():
+        y, x = i - i_values[0], j - j_values[0]
+        d = row.delta
+        delta[y, x] = d["delta"]
+        sig[y, x] = significant(d)
+        coverage = "n/a" if row.coverage is None else f"{row.coverage:.3f}"
+        hover[y][x] = (f"{row.config}  path {row.path}<br>score {row.score:.4f}  "
+                       f"delta {d['delta']:+.4f} [{_fmt(d.get('ci_low'))}, {_fmt(d.get('ci_high'))}]"
+                       f"<br>p {_fmt(d.get('p'))}  coverage {coverage}  items {row.n_items}")
+    top = sorted(cells, key=lambda ij: (-cells[ij].delta["delta"], ij))[:top_k]
+    return Grid(title, i_values, j_values, delta, sig, hover, top)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:+.4f}" if abs(value) < 10 else f"{value:.3g}"
+
+
+def _limit(grid: Grid) -> float:
+    finite = np.abs(grid.delta[np.isfinite(grid.delta)])
+    return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+
+
+def png_figure(grid: Grid):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    limit = _limit(grid)
+    width = min(16, 3 + 0.35 * len(grid.j_values))
+    height = min(14, 2.5 + 0.3 * len(grid.i_values))
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    x0, y0 = grid.j_values[0], grid.i_values[0]
+    extent = (x0 - 0.5, grid.j_values[-1] + 0.5, y0 - 0.5, grid.i_values[-1] + 0.5)
+    image = ax.imshow(np.ma.masked_invalid(grid.delta), cmap="RdBu", vmin=-limit, vmax=limit,
+                      origin="lower", extent=extent, aspect="auto", interpolation="nearest")
+    for y, i in enumerate(grid.i_values):
+        for x, j in enumerate(grid.j_values):
+            if np.isfinite(grid.delta[y, x]) and not grid.significant[y, x]:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                                       edgecolor="0.55", linewidth=0))
+    for rank, (i, j) in enumerate(grid.top, 1):
+        ax.plot(j, i, marker="*", markersize=13, color="gold", markeredgecolor="black")
+        ax.annotate(str(rank), (j, i), xytext=(6, 5), textcoords="offset points", fontsize=8, weight="bold")
+    ax.set_xlabel("j (block end, exclusive)")
+    ax.set_ylabel("i (block start)")
+    ax.set_title(grid.title + "\nhatched: not significant vs baseline;  stars: top configs", fontsize=10)
+    fig.colorbar(image, ax=ax, label="delta vs baseline")
+    fig.tight_layout()
+    return fig
+
+
+def write_png(grid: Grid, out: Path) -> Path:
+    from matplotlib import pyplot as plt
+
+    fig = png_figure(grid)
+    tmp = _tmp_name(out)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def html_figure(grid: Grid):
+    import plotly.graph_objects as go
+
+    limit = _limit(grid)
+    z = [[None if not np.isfinite(v) else float(v) for v in row] for row in grid.delta]
+    fig = go.Figure(go.Heatmap(
+        x=grid.j_values, y=grid.i_values, z=z, text=grid.hover, hoverinfo="text",
+        colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit, colorbar={"title": "delta"}))
+    weak = [(j, i) for y, i in enumerate(grid.i_values) for x, j in enumerate(grid.j_values)
+            if np.isfinite(grid.delta[y, x]) and not grid.significant[y, x]]
+    if weak:
+        fig.add_trace(go.Scatter(x=[p[0] for p in weak], y=[p[1] for p in weak], mode="markers",
+                                 marker={"symbol": "x-thin", "size": 9, "line": {"width": 1, "color": "grey"}},
+                                 name="not significant vs baseline", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[j for _, j in grid.top], y=[i for i, _ in grid.top], mode="markers+text",
+                             text=[str(k) for k in range(1, len(grid.top) + 1)], textposition="top right",
+                             marker={"symbol": "star", "size": 14, "color": "gold", "line": {"width": 1}},
+                             name="top configs", hoverinfo="skip"))
+    fig.update_layout(title=grid.title, xaxis_title="j (block end, exclusive)", yaxis_title="i (block start)",
+                      legend={"orientation": "h", "y": -0.15}, template="plotly_white")
+    return fig
+
+
+def write_html(grid: Grid, out: Path) -> Path:
+    tmp = _tmp_name(out)
+    try:
+        html_figure(grid).write_html(tmp, include_plotlyjs=True, full_html=True)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _tmp_name(out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
