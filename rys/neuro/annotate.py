@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from rys.figures import save_plotly_html, save_png
 from rys.neuro import NeuroError
 
 BAND = 0.03  # thickness of a label band, as a fraction of the plot
@@ -60,11 +61,6 @@ def _span(layers: list[int]) -> str:
     return format_path(layers)  # the shortest path form: [8, 10, 11] -> "8,10,11", [1, 2, 3] -> "1..3"
 
 
-def _tmp_name(out: Path) -> Path:
-    import os
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
 
 
 def _clipped(grid, bands):
@@ -76,9 +72,7 @@ def _clipped(grid, bands):
 
 
 def _png(grid, bands, colors, out: Path) -> Path:
-    import os
 
-    from matplotlib import pyplot as plt
     from matplotlib.patches import Patch, Rectangle
 
     from rys.sweep.heatmap import png_figure
@@ -102,18 +96,10 @@ def _png(grid, bands, colors, out: Path) -> Path:
               title="layer labels (band on top: last duplicated layer; on the right: first)", title_fontsize=8)
     ax.set_title(ax.get_title(), pad=6 + BAND * height_pt, fontsize=10)
     fig.tight_layout()
-    tmp = _tmp_name(out)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return out
+    return save_png(fig, out)
 
 
 def _html(grid, bands, colors, notes: dict[tuple[int, int], str], out: Path) -> Path:
-    import os
 
     import plotly.graph_objects as go
 
@@ -136,13 +122,7 @@ def _html(grid, bands, colors, notes: dict[tuple[int, int], str], out: Path) -> 
     for label in dict.fromkeys(label for *_, label in bands):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"label: {label}",
                                  marker={"symbol": "square", "size": 12, "color": colors.get(label, "#bdbdbd")}))
-    tmp = _tmp_name(out)
-    try:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return save_plotly_html(fig, out)
 
 
 def write_annotated(results: Path, report: Path, out_dir: Path, top_k: int = 5, html: bool = True) -> tuple[str, list[Path]]:

