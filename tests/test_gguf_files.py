@@ -67,7 +67,7 @@ def test_build_moves_exact_bytes_and_remaps_metadata(tiny, tmp_path):
     assert fields["llama.block_count"] == 6
     assert fields["llama.feed_forward_length"] == [10, 20, 30, 20, 30, 40]
     assert fields["llama.attention.head_count"] == 2
-    assert fields["rys.layer_path"] == "0..2,1..3"
+    assert fields["rys.source.path"] == "0..2,1..3"
     assert fields["rys.source.name"] == "tiny.gguf"
     assert fields["rys.source.sha256"] == file_sha256(tiny)
     assert "rys.forced" not in fields
@@ -79,7 +79,7 @@ def test_skip_truncate_and_rebuild_of_a_rys_file(tiny, tmp_path):
     fields, tensors = read(build_single(first, tmp_path / "b.gguf", [1, 1, 0]))
     assert_runs_path(tensors, [0, 0, 3])
     assert fields["llama.feed_forward_length"] == [10, 10, 40]
-    assert fields["rys.layer_path"] == "1,1,0"  # provenance of the newest step
+    assert fields["rys.source.path"] == "1,1,0"  # provenance of the newest step
     assert fields["rys.source.name"] == "a.gguf"
 
 

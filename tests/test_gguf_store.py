@@ -46,7 +46,7 @@ def test_configs_share_block_files(tiny, tmp_path):
     with store.materialize(tiny, range(6)) as base:
         fields, tensors = read_config(base.model_path)
         assert_runs_path(tensors, list(range(6)))
-        assert fields["llama.block_count"] == 6 and fields["rys.layer_path"] == "0..5"
+        assert fields["llama.block_count"] == 6 and fields["rys.source.path"] == "0..5"
     block = 32 + 32  # one block's two tensors, each padded to 32 bytes, plus a split header below
     with store.materialize(tiny, [0, 1, 2, 3, 2, 3, 4, 5]) as dup:
         fields, tensors = read_config(dup.model_path)

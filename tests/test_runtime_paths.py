@@ -140,6 +140,24 @@ def test_patched_server_without_a_path_is_the_stock_model(patched_bin, llama_ser
 
 
 @pytest.mark.server
+@pytest.mark.parametrize("layout", ["single", "store"])
+def test_rewritten_files_run_unchanged_on_the_patched_server(patched_bin, llama_server_bin, run, smollm2,
+                                                             tmp_path, layout):
+    """The patched server is rys's default once built, so it also serves rewritten GGUFs (rys build, the
+    layer store). Their provenance must not read as a runtime path: the path would run twice."""
+    from rys.gguf import LayerStore, build_single
+
+    path = paths.duplicate(10, 16, 30)
+    if layout == "single":
+        rewritten = build_single(smollm2, tmp_path / "dup.gguf", path)
+        _assert_same(_dists(run(patched_bin, rewritten)), _dists(run(llama_server_bin, rewritten)), layout)
+    else:
+        with LayerStore(tmp_path / "store").materialize(smollm2, path) as lease:
+            rewritten = Path(lease.model_path)
+            _assert_same(_dists(run(patched_bin, rewritten)), _dists(run(llama_server_bin, rewritten)), layout)
+
+
+@pytest.mark.server
 def test_a_path_changes_the_model(patched_bin, run, smollm2):
     """Guards the equality tests against a path that is silently ignored."""
     plain = _dists(run(patched_bin, smollm2))

@@ -45,10 +45,10 @@ def test_build_and_inspect(tmp_path):
     info = json.loads(rys("inspect", tmp_path / "out.gguf", "--json").output)
     assert info["arch"] == "llama" and info["n_layers"] == 8
     assert info["per_layer_arrays"]["llama.feed_forward_length"] == [10, 20, 30, 40, 30, 40, 50, 60]
-    assert info["provenance"]["rys.layer_path"] == "0..3,2..5"
+    assert info["provenance"]["rys.source.path"] == "0..3,2..5"
     assert info["layers"][4] == {"index": 4, "n_tensors": 2, "bytes": 52, "types": {"F32": 2}}
     text = rys("inspect", tmp_path / "out.gguf").output
-    assert "rys.layer_path  0..3,2..5" in text and "layers      8" in text
+    assert "rys.source.path  0..3,2..5" in text and "layers      8" in text
     bad = rys("build", tmp_path / "nope.gguf", tmp_path / "o.gguf")
     assert bad.exit_code == 2 and "not found" in bad.output
 

@@ -20,7 +20,9 @@ _LOCK = threading.Lock()
 _MEMO: dict[str, str] = {}  # this process's view of the cache: sweeps ask for the same file thousands of times
 _CHUNK = 8 << 20
 
-KEY_PATH = "rys.layer_path"
+# Not "rys.layer_path": a patched llama-server reads that key as a path to run (docs/runtime.md), so a
+# rewritten file carrying it would run its path a second time on top of the rewritten layers.
+KEY_PATH = "rys.source.path"
 KEY_SOURCE = "rys.source.name"
 KEY_HASH = "rys.source.sha256"
 KEY_VERSION = "rys.version"

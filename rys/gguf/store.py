@@ -39,6 +39,8 @@ from rys.gguf.writer import OutTensor, atomic_file, encode_kv, no_space, temp_na
 from rys.paths import format_path
 
 _SPLIT_NO = "split.no"
+# Part of every config key: a change in what the metadata split holds must not reuse older configs.
+METADATA_FORMAT = 2
 _TEMP_PID = re.compile(r"\.tmp-(\d+)-")  # rys.gguf.writer.temp_name: .<name>.tmp-<pid>-<thread>-<random>
 
 
@@ -101,7 +103,7 @@ class LayerStore:
         started = time.monotonic()
         plan = make_plan(self._source(Path(src)), path, force)
         model_dir = self.root / plan.source_hash[:16]
-        key = hashlib.sha1(f"{format_path(plan.path)}|{';'.join(plan.forced)}".encode()).hexdigest()[:16]
+        key = hashlib.sha1(f"{METADATA_FORMAT}|{format_path(plan.path)}|{';'.join(plan.forced)}".encode()).hexdigest()[:16]
         count = len(plan.blocks) + 2
         cfg_dir = model_dir / f"cfg-{key}-{count}"  # the count names its metadata split: one stat to size it
         block_files = [model_dir / f"L{s}-P{p}.gguf" for p, s in enumerate(plan.block_sources)]
