@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -103,6 +104,24 @@ def test_cached_build_is_a_no_op(tmp_path, monkeypatch):
     binary = _fake_binary(locate.build_dir("cpu") / "bin" / "llama-server")
     result = build.build_llama_server("cpu")
     assert (result.binary, result.built) == (binary, False)
+
+
+def test_patched_build_is_redone_when_the_patch_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RYS_CACHE_DIR", str(tmp_path / "cache"))
+    patches = tmp_path / "vendor"
+    patches.mkdir()
+    (patches / "a.patch").write_text("v1\n")
+    monkeypatch.setattr(build, "VENDOR_PATCHES", patches)
+    final = locate.build_dir("cpu", patched=True)
+    _fake_binary(final / "bin" / "llama-server")
+    (final / "build.json").write_text(json.dumps({"patches": ["a.patch"],
+                                                  "patch_sha256": {"a.patch": build.sha256_of(patches / "a.patch")}}))
+    assert build.build_llama_server("cpu", patched=True).built is False  # same patch: a no-op
+    (patches / "a.patch").write_text("v2\n")
+    broken = _sdist_with_cmakelists(tmp_path / "x.tar.gz", "message(FATAL_ERROR \"rebuilt\")\n")
+    with pytest.raises(BuildFailed, match="patch a.patch failed"):  # it really tried to rebuild
+        build.build_llama_server("cpu", patched=True, sdist=broken, jobs=1)
+    assert (final / "bin" / "llama-server").exists()  # the old build stays until a new one is complete
 
 
 def _sdist_with_cmakelists(path: Path, cmakelists: str) -> Path:

