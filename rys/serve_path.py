@@ -114,29 +114,29 @@ def serve_path(model: str | Path, path: Sequence[int], config, store=None, name:
     t0 = time.monotonic()
     if chosen == METHOD_RUNTIME:
         run_config = dataclasses.replace(config, extra_args=tuple(config.extra_args) + tuple(runtime_path_args(path)))
-        server = LlamaServer(model, run_config, name=name)
-        served = ServedPath(server, METHOD_RUNTIME, run_config, model, round(time.monotonic() - t0, 4), 0)
-        try:
-            if start:
-                server.start()
+        with _running(ServedPath(LlamaServer(model, run_config, name=name), METHOD_RUNTIME, run_config, model,
+                                 round(time.monotonic() - t0, 4), 0), start) as served:
             yield served
-        finally:
-            server.stop()
         return
     if store is None:
         from rys.gguf import LayerStore
 
         store = LayerStore()
     with store.materialize(model, path) as lease:
-        server = LlamaServer(Path(lease.model_path), config, name=name)
-        served = ServedPath(server, METHOD_REWRITE, config, Path(lease.model_path),
-                            round(time.monotonic() - t0, 4), lease.bytes_written)
-        try:
-            if start:
-                server.start()
+        file = Path(lease.model_path)
+        with _running(ServedPath(LlamaServer(file, config, name=name), METHOD_REWRITE, config, file,
+                                 round(time.monotonic() - t0, 4), lease.bytes_written), start) as served:
             yield served
-        finally:
-            server.stop()
+
+
+@contextmanager
+def _running(served: ServedPath, start: bool) -> Iterator[ServedPath]:
+    try:
+        if start:
+            served.server.start()
+        yield served
+    finally:
+        served.server.stop()
 
 
 def runtime_command(binary, model: str | Path, path: Sequence[int]) -> list[str]:

@@ -74,3 +74,37 @@ def serve(llama_server_bin, tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def big_gguf(tmp_path) -> Path:
+    """A 2-layer GGUF of 1.6 MB: more than the 1 MB tmpfs below holds."""
+    import gguf
+    import numpy as np
+
+    src = tmp_path / "big.gguf"
+    w = gguf.GGUFWriter(src, "llama")
+    w.add_block_count(2)
+    for il in range(2):
+        w.add_tensor(f"blk.{il}.attn_norm.weight", np.zeros(200_000, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return src
+
+
+@pytest.fixture
+def one_mb_tmpfs(tmp_path):
+    """A real 1 MB tmpfs, to fill up (needs mount rights: skipped without them)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

@@ -161,31 +161,14 @@ def test_limit_too_small_is_a_clear_error(tiny, tmp_path):
     assert store.usage() == 0 and list(store.root.glob("leases/*")) == []
 
 
-def test_full_tmpfs_leaves_nothing_behind(tmp_path):
-    w = gguf.GGUFWriter(tmp_path / "big.gguf", "llama")
-    w.add_block_count(2)
-    import numpy as np
-
-    for il in range(2):
-        w.add_tensor(f"blk.{il}.attn_norm.weight", np.zeros(200_000, dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    root = tmp_path / "shm"
-    root.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(root)],
-                      capture_output=True, check=False).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        store = LayerStore(root, limit_bytes=10**9)  # the limit allows it: the filesystem does not
-        with pytest.raises(NoSpace, match="no space left"):
-            store.materialize(tmp_path / "big.gguf", [0, 1, 1])
-        leftover = [p for p in root.rglob("*") if p.is_file() and p.name != ".lock" and p.stat().st_size]
-        assert [p for p in leftover if p.name.startswith(".") or "cfg-" in str(p)] == []
-        assert list(root.glob("leases/*")) == []
-    finally:
-        subprocess.run(["umount", str(root)], check=True)
+def test_full_tmpfs_leaves_nothing_behind(big_gguf, one_mb_tmpfs):
+    root = one_mb_tmpfs
+    store = LayerStore(root, limit_bytes=10**9)  # the limit allows it: the filesystem does not
+    with pytest.raises(NoSpace, match="no space left"):
+        store.materialize(big_gguf, [0, 1, 1])
+    leftover = [p for p in root.rglob("*") if p.is_file() and p.name != ".lock" and p.stat().st_size]
+    assert [p for p in leftover if p.name.startswith(".") or "cfg-" in str(p)] == []
+    assert list(root.glob("leases/*")) == []
 
 
 def test_least_recently_used_goes_first(tiny, tmp_path):

@@ -9,12 +9,12 @@ different items measures the items, not the model.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from rys.errors import RysError
+from rys.probes.stats import binomial_two_sided
 
 ALPHA = 0.05
 N_BOOT = 10_000
@@ -67,12 +67,7 @@ class Comparison:
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value from the discordant counts (b: A right/B wrong, c: the reverse)."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return binomial_two_sided(b, c)
 
 
 def bootstrap_means(diffs: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:

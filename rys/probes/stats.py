@@ -62,16 +62,20 @@ def bootstrap_ci(values: Iterable[float], n_boot: int = 2000, alpha: float = 0.0
     return float(low), float(high)
 
 
+def binomial_two_sided(a: int, b: int) -> float:
+    """Exact two-sided p of a split a:b under a fair coin (the sign test; McNemar's exact test on the
+    discordant counts)."""
+    n = a + b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(a, b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def sign_test(diffs: Iterable[float]) -> float:
     """Two-sided exact binomial sign test; ties (zero differences) are dropped."""
     arr = _array(diffs)
-    pos, neg = int((arr > 0).sum()), int((arr < 0).sum())
-    n = pos + neg
-    if n == 0:
-        return 1.0
-    k = min(pos, neg)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return binomial_two_sided(int((arr > 0).sum()), int((arr < 0).sum()))
 
 
 def permutation_test(diffs: Iterable[float], n_perm: int = 10000, seed: int = 0) -> float:
