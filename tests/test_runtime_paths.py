@@ -7,13 +7,13 @@ Where real parts are required (CI=true or RYS_REQUIRE_REAL=1) a missing one fail
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rys import paths
+from rys.fetch import sha256_of
 from rys.llama.runtime import (
     MARKER,
     METHOD_REWRITE,
@@ -56,14 +56,6 @@ def _assert_same(a: list, b: list, what: str) -> None:
         assert list(da.ids) == list(db.ids), f"{what}: different top tokens for {prompt!r}"
         np.testing.assert_allclose(da.logprobs, db.logprobs, rtol=0, atol=1e-4,
                                    err_msg=f"{what}: logprobs differ for {prompt!r}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- no server ------------------------------------------------------------------------------------
@@ -169,11 +161,11 @@ def test_a_path_changes_the_model(patched_bin, run, smollm2):
 @pytest.mark.server
 @pytest.mark.slow
 def test_original_file_is_never_modified(patched_bin, run, gemma3):
-    before = (_sha256(gemma3), gemma3.stat().st_mtime_ns)
+    before = (sha256_of(gemma3), gemma3.stat().st_mtime_ns)
     server = run(patched_bin, gemma3, runtime_path_args(paths.repeat(4, 7, 3, 18)))
     _dists(server)
     server.stop()
-    assert (_sha256(gemma3), gemma3.stat().st_mtime_ns) == before
+    assert (sha256_of(gemma3), gemma3.stat().st_mtime_ns) == before
 
 
 @pytest.mark.server

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rys.errors import RysError
 from rys.evaluate.tasks.materialize import OFFLINE_TASKS, prepare_tasks
+from rys.outputs import save_text
 from rys.paths import format_path
 
 
@@ -171,15 +172,6 @@ def _dump(obj) -> str:
     return json.dumps(obj, indent=1, default=handle_non_serializable, ensure_ascii=False)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _safe_task_file(task: str) -> str:
     return "samples_" + re.sub(r"[^A-Za-z0-9._-]", "_", task) + ".jsonl"
 
@@ -190,11 +182,11 @@ def save_run(folder: Path, output: dict, meta: dict) -> Path:
     files = {}
     for task, task_samples in samples.items():
         files[task] = _safe_task_file(task)
-        _write_atomic(folder / files[task], "".join(_dump(s).replace("\n", " ") + "\n" for s in task_samples))
+        save_text("".join(_dump(s).replace("\n", " ") + "\n" for s in task_samples), folder / files[task])
     results = {k: v for k, v in output.items() if k != "samples"}
     results["task_hashes"] = {task: task_hash(s) for task, s in samples.items()}
-    _write_atomic(folder / "results.json", _dump(results))
-    _write_atomic(folder / "run.json", _dump({**meta, "sample_files": files}))
+    save_text(_dump(results), folder / "results.json")
+    save_text(_dump({**meta, "sample_files": files}), folder / "run.json")
     return folder
 
 

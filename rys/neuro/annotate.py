@@ -15,8 +15,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from rys.figures import save_plotly_html, save_png
 from rys.neuro import NeuroError
+from rys.outputs import save_plotly_html, save_png
 
 BAND = 0.03  # thickness of a label band, as a fraction of the plot
 

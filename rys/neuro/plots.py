@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rys.figures import save_png, save_text
+from rys.outputs import save_png, save_text
 
 
 @dataclass

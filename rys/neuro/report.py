@@ -9,7 +9,6 @@ import csv
 import html
 import io
 import json
-import os
 import statistics
 from pathlib import Path
 
@@ -19,24 +18,14 @@ from rys.neuro.ablate import SkipScores
 from rys.neuro.circuit import Pair
 from rys.neuro.lens import LensResult
 from rys.neuro.plots import Chart, write_html, write_png
+from rys.outputs import save_text
 
 LABEL_COLORS = {"early": "#9e9e9e", "syntax": "#64b5f6", "reasoning": "#e53935", "semantic": "#fb8c00",
                 "formatting": "#8e24aa", "output": "#43a047"}
 
 
-def _atomic(out: Path, text: str) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
-
-
 def write_json(out: Path, data) -> Path:
-    return _atomic(out, json.dumps(data, indent=2, default=float) + "\n")
+    return save_text(json.dumps(data, indent=2, default=float) + "\n", out)
 
 
 def write_csv(out: Path, rows: list[dict]) -> Path:
@@ -44,7 +33,7 @@ def write_csv(out: Path, rows: list[dict]) -> Path:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [])
     writer.writeheader()
     writer.writerows(rows)
-    return _atomic(out, buf.getvalue())
+    return save_text(buf.getvalue(), out)
 
 
 def chart_files(chart: Chart, out_dir: Path, stem: str) -> list[Path]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rys.figures import save_plotly_html, save_png
+from rys.outputs import save_plotly_html, save_png
 from rys.sweep.rank import significant
 from rys.sweep.results import Row
 

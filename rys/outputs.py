@@ -1,5 +1,5 @@
-"""Chart files written whole or not at all: a temp name in the same folder, then an atomic rename, so
-an interrupted report never leaves a half-written PNG or HTML where the real one belongs."""
+"""Output files (charts, reports) written whole or not at all: a temp name in the same folder, then an
+atomic rename, so an interrupted run never leaves a half-written file where the real one belongs."""
 
 from __future__ import annotations
 
