@@ -36,8 +36,8 @@ def main() -> None:
     ap.add_argument("--ctx-size", type=int, default=512)
     ap.add_argument("--server-args", default="", help="extra llama-server arguments for both methods (quoted)")
     ap.add_argument("--rounds", type=int, default=2, help="runs per method, in the order A B B A A B ...")
-    ap.add_argument("--prefetch", choices=("auto", "on", "off"), default="auto",
-                    help="rys: start the next server ahead (auto: as `rys sweep` decides)")
+    ap.add_argument("--prefetch", choices=("auto", "on", "off"), default="off",
+                    help="rys: start the next server ahead (off: as `rys sweep` does by default; auto: when the build is CPU-only)")
     ap.add_argument("--llama-server")
     ap.add_argument("--tmpdir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
                     help="where both methods write (default: /dev/shm, as llm-circuit-finder)")

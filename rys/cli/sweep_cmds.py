@@ -63,8 +63,8 @@ def _probes(spec: str, limit: int | None):
 @click.option("--slots", type=int, default=1, show_default=True, help="Parallel requests per server (1 = exact A/B).")
 @click.option("--port", type=int, help="Fixed port (one worker only; default: a free port).")
 @click.option("--prefetch/--no-prefetch", default=None,
-              help="Start the next config's server while the current one scores "
-                   "(default: on when llama-server runs on the CPU only and a second copy fits in RAM).")
+              help="Start the next config's server while the current one scores, each server on half the "
+                   "CPU cores (default: off; it pays only where server starts are slow next to scoring).")
 @click.option("--tmpdir", type=click.Path(file_okay=False, path_type=Path),
               help="Layer store directory (default: /dev/shm/rys-UID or $RYS_STORE_DIR).")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Configs marked and listed.")
@@ -107,8 +107,11 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
         raise SweepError("--port fixes one port but there are several workers", "leave --port out")
     if port is not None and prefetch:
         raise SweepError("--port fixes one port, but --prefetch runs two servers at once", "leave --port out")
-    if prefetch is None:
-        prefetch = port is None and can_start_ahead(binary, shlex.split(server_args), model_path)
+    # Off unless asked: measured on an idle 2-core CPU, two servers on half the cores each scored so much
+    # slower that hiding the starts gained nothing (1.02x vs 1.28x without; docs/sweep.md, Speed).
+    prefetch = bool(prefetch)
+    if prefetch and not can_start_ahead(binary, shlex.split(server_args), model_path):
+        click.echo("note: --prefetch with a GPU or little free RAM: two servers must fit at once", err=True)
     extra_args = shlex.split(server_args)
     if prefetch:
         extra_args += shared_cpu_threads(extra_args, [shlex.split(a) for a in worker_args], workers)
