@@ -38,7 +38,7 @@ def index_url() -> str:
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
+        for block in iter(lambda: fh.read(8 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 

@@ -4,17 +4,22 @@ atomic rename, so an interrupted run never leaves a half-written file where the 
 from __future__ import annotations
 
 import os
+import threading
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def temp_name(out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
+def temp_name(final: Path) -> Path:
+    """A unique sibling name: same filesystem (so rename is atomic), hidden, never a final name. The
+    pid in it lets rys.gguf.store remove what a killed process left behind."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}")
 
 
 def _atomic(out: Path, write) -> Path:
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(out)
     try:
         write(tmp)
@@ -41,3 +46,15 @@ def save_plotly_html(fig, out: Path) -> Path:
 
 def save_text(text: str, out: Path) -> Path:
     return _atomic(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def save_bytes(data: bytes, out: Path) -> Path:
+    return _atomic(out, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def save_lines(lines: Iterable[str], out: Path) -> Path:
+    """Streamed: the lines are written as they come, never joined in memory."""
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+    return _atomic(out, write)

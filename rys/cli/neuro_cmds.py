@@ -27,27 +27,10 @@ def _common(fn):
     return fn
 
 
-# How this command runs its layer paths (runtime on a patched server, or rewritten GGUFs): set by _setup,
-# recorded in every JSON file the command writes.
-_PATH_METHOD: dict[str, str] = {}
-
-
-def _stamp(files) -> None:
-    import json
-
-    from rys.neuro.report import write_json
-
-    method = _PATH_METHOD.get("method")
-    for f in files if method else ():
-        if Path(f).suffix == ".json":
-            data = json.loads(Path(f).read_text())
-            if isinstance(data, dict):
-                write_json(Path(f), {**data, "path_method": method})
-
-
 def _setup(command: str, model: str, llama_server, server_args: str, ctx_size: int, out: Path | None,
            workers: int | None = None):
-    """The model file, a ServerConfig, the output folder and the number of servers in flight."""
+    """The model file, a ServerConfig, the output folder, the number of servers in flight, and the meta
+    every JSON file of the command records (how its layer paths run)."""
     import shlex
 
     from rys.llama.locate import find_llama_server
@@ -58,8 +41,8 @@ def _setup(command: str, model: str, llama_server, server_args: str, ctx_size: i
 
     path = resolve_model(model)
     binary = find_llama_server(llama_server)
-    _PATH_METHOD["method"] = model_method(binary, path)
-    click.echo(f"layer paths: {_PATH_METHOD['method']} ({binary})", err=True)
+    meta = {"path_method": model_method(binary, path)}
+    click.echo(f"layer paths: {meta['path_method']} ({binary})", err=True)
     args = shlex.split(server_args)
     if workers is None:
         from rys.sweep.runner import can_start_ahead
@@ -72,7 +55,7 @@ def _setup(command: str, model: str, llama_server, server_args: str, ctx_size: i
     out = out or Path(f"rys-{command}-{path.stem}")
     out.mkdir(parents=True, exist_ok=True)
     config = ServerConfig(binary=binary, ctx_size=ctx_size, extra_args=tuple(args), log_dir=out / "server-logs")
-    return path, config, out, workers
+    return path, config, out, workers, meta
 
 
 def _progress(skipped, outcome: str) -> None:
@@ -85,7 +68,6 @@ def _layer_progress(done: int, total: int) -> None:
 
 
 def _files(files) -> None:
-    _stamp(files)
     click.echo("wrote: " + ", ".join(str(f) for f in files))
 
 
@@ -118,7 +100,7 @@ def lens(model, llama_server, server_args, ctx_size, workers, out, prompt, answe
     from rys.neuro.report import write_lens
     from rys.paths import parse_path
 
-    path, config, out, workers = _setup("lens", model, llama_server, server_args, ctx_size, out, workers)
+    path, config, out, workers, meta = _setup("lens", model, llama_server, server_args, ctx_size, out, workers)
     prompts = _lens_prompts(prompt, answer, probe, limit)
     control = None
     if control_prompt:
@@ -152,7 +134,7 @@ def lens(model, llama_server, server_args, ctx_size, workers, out, prompt, answe
                    f"positive from layer {result.control.summary.get('control_margin_positive_from')} on")
     click.echo(f"self-test: KL(last layer || original) = {result.self_test_kl_bits:.2e} bits "
                f"({'passed' if result.self_test_passed else 'FAILED'}); {result.seconds:.1f} s")
-    _files(write_lens(result, out))
+    _files(write_lens(result, out, meta))
     if not result.self_test_passed:
         raise NeuroError("the lens self-test failed: the full-depth path does not reproduce the model",
                          "report this with the model's architecture; the layer rewriter may be wrong for it")
@@ -184,7 +166,7 @@ def ablate(model, llama_server, server_args, ctx_size, workers, out, probe, limi
     from rys.neuro.report import write_ablation
     from rys.paths import parse_path
 
-    path, config, out, workers = _setup("ablate", model, llama_server, server_args, ctx_size, out, workers)
+    path, config, out, workers, meta = _setup("ablate", model, llama_server, server_args, ctx_size, out, workers)
     probe_set = _probe(probe, limit)
     n_layers = open_source(path).n_layers
     starts = parse_path(layers, n_layers) if layers else None
@@ -201,7 +183,7 @@ def ablate(model, llama_server, server_args, ctx_size, workers, out, probe, limi
                    f"p={row.p:.3g}")
     for skipped, error in scores.failed.items():
         click.echo(f"  FAILED skip {list(skipped)}: {error}", err=True)
-    _files(write_ablation(scores, out))
+    _files(write_ablation(scores, out, meta))
 
 
 @click.command()
@@ -217,13 +199,13 @@ def circuit(model, llama_server, server_args, ctx_size, workers, out, probe, lim
     from rys.neuro.report import write_circuit
     from rys.paths import parse_path
 
-    path, config, out, workers = _setup("circuit", model, llama_server, server_args, ctx_size, out, workers)
+    path, config, out, workers, meta = _setup("circuit", model, llama_server, server_args, ctx_size, out, workers)
     scores, pairs = run_circuit(path, _probe(probe, limit), config, strategy,
                                 layers=parse_path(layers) if layers else None, journal=out / "skips.jsonl",
                                 workers=workers, on_done=_progress)
     for pair in sorted(pairs, key=lambda p: -abs(p.interaction)):
         click.echo(f"  ({pair.a}, {pair.b}): interaction {pair.interaction:+.4f} {pair.kind}")
-    _files(write_circuit(scores, pairs, strategy, out))
+    _files(write_circuit(scores, pairs, strategy, out, meta))
 
 
 @click.command(name="map")
@@ -238,7 +220,7 @@ def map_cmd(model, llama_server, server_args, ctx_size, workers, out, probe, lim
     from rys.neuro.lens import probe_prompts, run_lens
     from rys.neuro.report import map_data, write_map
 
-    path, config, out, workers = _setup("map", model, llama_server, server_args, ctx_size, out, workers)
+    path, config, out, workers, meta = _setup("map", model, llama_server, server_args, ctx_size, out, workers)
     probe_set = _probe(probe, limit)
     n_layers = open_source(path).n_layers
     scores = score_skips(path, probe_set, config, [(layer,) for layer in range(n_layers)],
@@ -247,7 +229,7 @@ def map_cmd(model, llama_server, server_args, ctx_size, workers, out, probe, lim
                            on_layer=_layer_progress)
     click.echo(f"lens self-test KL {lens_result.self_test_kl_bits:.2e} bits; labels: " +
                " ".join(f"{r['layer']}:{r['label']}" for r in map_data(scores, lens_result)["layers"]))
-    _files(write_map(scores, lens_result, out))
+    _files(write_map(scores, lens_result, out, meta))
 
 
 @click.command(name="cross-probe")
@@ -264,7 +246,7 @@ def cross_probe(model, llama_server, server_args, ctx_size, workers, out, probes
 
     if len(probes) < 2:
         raise NeuroError("cross-probe needs at least two probes", "repeat --probe, e.g. --probe math --probe eq")
-    path, config, out, workers = _setup("cross-probe", model, llama_server, server_args, ctx_size, out, workers)
+    path, config, out, workers, meta = _setup("cross-probe", model, llama_server, server_args, ctx_size, out, workers)
     n_layers = open_source(path).n_layers
     profiles = []
     for name in probes:
@@ -283,7 +265,7 @@ def cross_probe(model, llama_server, server_args, ctx_size, workers, out, probes
     click.echo(f"important for every probe: {data['shared']}")
     for name, layers in data["specific"].items():
         click.echo(f"  only {name}: {layers}")
-    files = [write_json(out / "cross_probe.json", data),
+    files = [write_json(out / "cross_probe.json", data, meta),
              *chart_files(Chart("heatmap", "Correlation of layer-importance profiles", x=names, y=names, z=corr,
                                 xlabel="probe", ylabel="probe", zlabel="Pearson r", diverging=True),
                           out, "cross_probe_correlation"),
@@ -315,7 +297,7 @@ def prompt_repeat(model, llama_server, server_args, ctx_size, workers, out, prob
         count_list = [int(c) for c in counts.split(",")]
     except ValueError:
         raise NeuroError(f"--counts {counts!r} is not a list of whole numbers", "e.g. --counts 1,2,3") from None
-    path, config, out, workers = _setup("prompt-repeat", model, llama_server, server_args, ctx_size, out, workers)
+    path, config, out, workers, meta = _setup("prompt-repeat", model, llama_server, server_args, ctx_size, out, workers)
     n_layers = open_source(path).n_layers
     best = parse_path(dup_path, n_layers) if dup_path else None
     if sweep_results:
@@ -333,7 +315,7 @@ def prompt_repeat(model, llama_server, server_args, ctx_size, workers, out, prob
         row = data["path"]
         click.echo(f"  path {row['path']}: score {row['score']:.4f}  delta {row['delta']:+.4f} "
                    f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] p={row['p']:.3g}")
-    _files([write_json(out / "prompt_repeat.json", data), *write_prompt_repeat_chart(data, out)])
+    _files([write_json(out / "prompt_repeat.json", data, meta), *write_prompt_repeat_chart(data, out)])
 
 
 @click.command(name="compare-maps")

@@ -14,11 +14,11 @@ from gguf import GGUFValueType
 
 from rys import __version__
 from rys.config import cache_dir
+from rys.fetch import sha256_of
 from rys.gguf.source import MetaValue
 
 _LOCK = threading.Lock()
 _MEMO: dict[str, str] = {}  # this process's view of the cache: sweeps ask for the same file thousands of times
-_CHUNK = 8 << 20
 
 # Not "rys.layer_path": a patched llama-server reads that key as a path to run (docs/runtime.md), so a
 # rewritten file carrying it would run its path a second time on top of the rewritten layers.
@@ -50,11 +50,7 @@ def file_sha256(path: str | Path) -> str:
     if cached:
         _MEMO[key] = cached
         return cached
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    value = digest.hexdigest()
+    value = sha256_of(path)
     with _LOCK:
         cache = _load_cache()
         cache[key] = value

