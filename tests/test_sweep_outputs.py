@@ -176,20 +176,14 @@ def test_sparse_first_refines_around_the_best_coarse_config():
     assert [(c.i, c.j) for c in configs] == [(1, 3), (2, 4), (3, 5)]
 
 
-def test_servers_start_ahead_only_on_the_cpu(tmp_path):
+def test_servers_start_ahead_only_on_the_cpu(tmp_path, fake_devices):
     from rys.sweep.runner import can_start_ahead, shared_cpu_threads
 
-    def fake(name, devices, code=0):
-        binary = tmp_path / name
-        binary.write_text(f"#!/bin/sh\nprintf 'Available devices:\\n{devices}'\nexit {code}\n")
-        binary.chmod(0o755)
-        return binary
-
-    cpu = fake("cpu", "  (none)\\n")
-    gpu = fake("gpu", "  CUDA0: NVIDIA H100 80GB HBM3 (81000 MiB, 80000 MiB free)\\n")
+    cpu = fake_devices("cpu", "  (none)\\n")
+    gpu = fake_devices("gpu", "  CUDA0: NVIDIA H100 80GB HBM3 (81000 MiB, 80000 MiB free)\\n")
     assert can_start_ahead(cpu) and not can_start_ahead(gpu)
     assert can_start_ahead(gpu, ["-ngl", "0"]) and can_start_ahead(gpu, ["--device", "none"])
-    assert not can_start_ahead(fake("broken", "  (none)\\n", code=1))
+    assert not can_start_ahead(fake_devices("broken", "  (none)\\n", code=1))
     assert not can_start_ahead(tmp_path / "missing")
     huge = tmp_path / "huge.gguf"
     with open(huge, "wb") as fh:  # sparse: as big as all free memory, without using any

@@ -34,7 +34,7 @@ def setup_llama_server(backend, jobs, patched, sdist, force) -> None:
     else:
         click.echo(f"already built: {result.binary}")
     if patched:
-        click.echo("rys now uses this build by default (runtime layer paths, no GGUF copies); "
+        click.echo("rys now uses this build by default (runtime layer paths, no GGUF copies; an answer scored in one request); "
                    "RYS_PREFER_PATCHED=0 picks the stock build again; docs/runtime.md", err=True)
 
 
@@ -51,6 +51,8 @@ def doctor(llama_server, model, server_args) -> None:
     click.echo(f"llama-server : {report.binary}")
     click.echo(f"version      : {report.version}")
     click.echo(f"runtime paths: {runtime[report.runtime_paths]}")
+    click.echo("continuations: " + (f"scored in one request per {report.prompt_window} tokens (prompt logprobs)"
+                                    if report.prompt_window else "one forced request per token (stock build)"))
     click.echo(f"test model   : {report.model}")
     click.echo(f"serves       : ok, ready in {report.ready_seconds:.1f} s; "
                f"'The capital of France is' -> {report.answer!r}")

@@ -22,7 +22,7 @@ from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm import tqdm
 
 from rys.errors import RysError
-from rys.server.client import FORCE_BIAS, LlamaClient
+from rys.server.client import LlamaClient
 
 DEFAULT_MAX_GEN_TOKS = 256
 
@@ -85,32 +85,19 @@ class RysLlamaLM(TemplateLM):
 
     # -- scoring ----------------------------------------------------------------------------------
 
-    def _forced(self, prompt: list[int], token: int) -> tuple[float, bool]:
-        """(log P(token | prompt), token is the argmax) from one forced one-token completion."""
-        data = self.client._complete(prompt, n_predict=1, n_probs=1, logit_bias=[[token, FORCE_BIAS]])
-        entry = self.client._first_token(data)
-        if entry["id"] != token:
-            raise BackendError(f"forcing token {token} produced token {entry['id']}",
-                               hint="the server ignored logit_bias; use a llama-server build that supports it")
-        top = entry["top_logprobs"][0]
-        return float(entry["logprob"]), top["id"] == token or top["logprob"] <= entry["logprob"]
-
     def _score(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
         if not continuation:
             return 0.0, True
-        if len(continuation) >= self.max_length:
+        if len(continuation) >= self.max_length - 1:
             raise BackendError(f"a continuation of {len(continuation)} tokens does not fit the "
                                f"{self.max_length}-token context",
                                hint="raise --ctx-size")
-        # Left-truncate the context as lm-eval's HF model does: the last scored prompt is
-        # context + continuation[:-1] and must leave room for the one forced token.
-        context = context[max(0, len(context) + len(continuation) - self.max_length):]
-        total, greedy = 0.0, True
-        for i, token in enumerate(continuation):
-            logprob, is_top = self._forced(context + continuation[:i], token)
-            total += logprob
-            greedy = greedy and is_top
-        return total, greedy
+        # Left-truncate the context as lm-eval's HF model does. The longest prompt the server sees is
+        # context + continuation (scored in one pass) or context + continuation[:-1] plus one forced
+        # token: either way it must leave room for one sampled token.
+        context = context[max(0, len(context) + len(continuation) - (self.max_length - 1)):]
+        scored = self.client.score_continuation(context, continuation)
+        return sum(scored.logprobs), all(scored.greedy)
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
         def score(request):

@@ -7,18 +7,17 @@ detected from the binary itself (the marker the patch adds to `--help`), never a
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from rys.errors import RysError, ServerNotFound
+from rys.llama.features import LAYER_PATHS, has_feature
 from rys.llama.locate import BACKENDS, build_dir
 from rys.paths import format_path, validate
 
 PATH_KEY = "rys.layer_path"
-MARKER = "rys-layer-path-v1"  # printed by the patched server's --help; bump with incompatible patch changes
+MARKER = LAYER_PATHS  # printed by the patched server's --help; bump with incompatible patch changes
 # llama.cpp stores a string override in char[128]; longer values are rejected by its argument parser.
 MAX_VALUE_CHARS = 127
 ENV_VAR = "RYS_PATCHED_LLAMA_SERVER"
@@ -33,22 +32,7 @@ class RuntimePathError(RysError):
 
 def supports_runtime_paths(binary: str | Path) -> bool:
     """True when `binary --help` carries the patch's marker."""
-    path = Path(binary)
-    try:
-        stat = path.stat()
-    except OSError:
-        return False
-    return _help_has_marker(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=16)
-def _help_has_marker(binary: str, _mtime_ns: int, _size: int) -> bool:
-    # mtime and size are part of the cache key so a rebuilt binary is asked again
-    try:
-        done = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return MARKER in done.stdout + done.stderr
+    return has_feature(binary, MARKER)
 
 
 def path_method(binary: str | Path) -> str:

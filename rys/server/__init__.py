@@ -1,7 +1,7 @@
 """llama-server: a process manager that never leaves a server behind, and a client that never turns a
 failure into a score."""
 
-from rys.server.client import Generation, LlamaClient, ServerProps, TokenDist
+from rys.server.client import ContinuationScore, Generation, LlamaClient, ServerProps, TokenDist
 from rys.server.failures import (
     BadServerArgs,
     ModelLoadError,
@@ -17,6 +17,7 @@ from rys.server.thinking import split_thinking
 
 __all__ = [
     "BadServerArgs",
+    "ContinuationScore",
     "Generation",
     "LlamaClient",
     "LlamaServer",

@@ -5,10 +5,14 @@ A request either returns what was asked or raises a ServerError: transient HTTP 
 bounded number of times, a dead server raises ServerCrashed (with its log tail) at once. A failure is
 never turned into a number.
 
-Exact log P(token | prefix) for a token outside the top-k: llama-server reports no prompt-token
+Exact log P(token | prefix) for a token outside the top-k: stock llama-server reports no prompt-token
 logprobs, so the token is forced as the next token with a huge logit bias; the logprob it reports for
 the sampled token is the unbiased pre-sampling value. With cache_prompt only the last token is
-re-evaluated, so each forced token costs one token of compute.
+re-evaluated, so each forced token costs one token of compute and one request.
+
+A multi-token continuation on a server built with vendor/llama.cpp/prompt-logprobs.patch is scored in
+one request instead: the continuation goes in the prompt and the server returns each of its tokens'
+log P from the prompt's own forward pass (the same softmax as a sampled token's logprob).
 """
 
 from __future__ import annotations
@@ -64,6 +68,16 @@ class TokenDist:
         if token_ids is None:
             return float(self.probs.sum())
         return float(self.probs[np.isin(self.ids, np.fromiter(token_ids, dtype=np.int64))].sum())
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    """log P of each continuation token given everything before it, and whether it was the most likely
+    token there (greedy decoding would have produced it)."""
+
+    logprobs: list[float]
+    greedy: list[bool]
+    requests: int = 0  # how many completion requests the scoring took
 
 
 @dataclass(frozen=True)
@@ -165,9 +179,39 @@ class LlamaClient:
     def continuation_logprobs(self, prefix: Prompt, continuation: str | Sequence[int]) -> list[float]:
         """log P of each continuation token given the prefix and the continuation tokens before it.
         Strings are tokenized separately (the prefix with the model's special tokens, e.g. BOS)."""
+        return self.score_continuation(prefix, continuation).logprobs
+
+    def score_continuation(self, prefix: Prompt, continuation: str | Sequence[int]) -> ContinuationScore:
+        """continuation_logprobs plus greedy flags: one request per `prompt_window` tokens on a server
+        that scores prompt tokens, one forced request per token otherwise."""
         prefix_ids = self._ids(prefix, add_special=True)
         cont_ids = self._ids(continuation, add_special=False)
-        return [self._forced(prefix_ids + cont_ids[:i], t) for i, t in enumerate(cont_ids)]
+        if not prefix_ids and cont_ids:
+            raise RequestFailed("the prefix is empty, so the first continuation token has no context to be "
+                                "scored in", "give a non-empty prefix (or a model that adds a BOS token)")
+        window = self.prompt_window
+        if window <= 0:
+            forced = [self._forced_entry(prefix_ids + cont_ids[:i], t) for i, t in enumerate(cont_ids)]
+            return ContinuationScore([lp for lp, _ in forced], [top for _, top in forced], len(forced))
+        logprobs, greedy, requests = [], [], 0
+        for start in range(0, len(cont_ids), window):
+            end = min(start + window, len(cont_ids))
+            data = self._complete(prefix_ids + cont_ids[:end], n_predict=1, rys_prompt_logprobs=end - start)
+            requests += 1
+            lps, tops = data.get("rys_prompt_logprobs"), data.get("rys_prompt_top_logprobs")
+            if lps is None or tops is None or len(lps) != end - start or len(tops) != end - start:
+                raise RequestFailed(f"asked llama-server for {end - start} prompt logprobs and got "
+                                    f"{'none' if lps is None else len(lps)}",
+                                    "use a llama-server built with vendor/llama.cpp/prompt-logprobs.patch, "
+                                    "or set ServerConfig(prompt_logprobs=0)")
+            logprobs += [float(v) for v in lps]
+            greedy += [float(top) <= float(v) for v, top in zip(lps, tops)]
+        return ContinuationScore(logprobs, greedy, requests)
+
+    @property
+    def prompt_window(self) -> int:
+        """Prompt tokens one request can score (0: this server cannot; tokens are forced one by one)."""
+        return int(getattr(self.server, "prompt_window", 0) or 0)
 
     def generate(self, prompt: Prompt, max_tokens: int, stop: Sequence[str] = ()) -> Generation:
         """Greedy generation; thinking text (<think>...</think> and similar) is split from the answer."""
@@ -219,12 +263,18 @@ class LlamaClient:
         return data
 
     def _forced(self, prompt: Prompt, token_id: int) -> float:
+        return self._forced_entry(prompt, token_id)[0]
+
+    def _forced_entry(self, prompt: Prompt, token_id: int) -> tuple[float, bool]:
+        """(log P(token | prompt), token is the most likely one) from one forced one-token completion."""
         entry = self._first_token(self._complete(prompt, n_predict=1, n_probs=1,
                                                  logit_bias=[[int(token_id), FORCE_BIAS]]))
         if entry["id"] != token_id:
             raise RequestFailed(f"forcing token {token_id} with a logit bias produced token {entry['id']}",
                                 "the server ignored logit_bias; use a llama-server build that supports it")
-        return _logprob(entry)
+        logprob = _logprob(entry)
+        top = (entry.get("top_logprobs") or [entry])[0]
+        return logprob, top["id"] == token_id or _logprob(top) <= logprob
 
     @staticmethod
     def _first_token(data: dict) -> dict:

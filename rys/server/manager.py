@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import os
 import queue
 import shlex
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import requests
 
+from rys.llama.features import PROMPT_LOGPROBS, cpu_only, has_feature
 from rys.server.client import LlamaClient
 from rys.server.failures import (
     BadServerArgs,
@@ -41,6 +43,16 @@ from rys.server.failures import (
 )
 from rys.server.ports import free_port, listens_on
 
+PROMPT_WINDOW_FLAG = "--rys-prompt-logprobs"
+# Launch defaults where llama-server can only use the CPU (where they were measured), each unless
+# --server-args sets it:
+# -fit off: the fit is a dry-run model load (~130 ms, 40% of SmolLM2's start) with nothing to fit (-c is
+#   always given, and there is no device memory).
+# -fa off: the CPU flash-attention kernel makes a token's logprob depend on how the prompt was split into
+#   batches, i.e. on what the slot's cache held: up to 1.9 nats on SmolLM2 here. Without it a prompt
+#   scores the same whether it was cached or not (docs/server.md).
+CPU_DEFAULTS = (("-fit", "--fit", "off"), ("-fa", "--flash-attn", "off"))
+DEFAULT_PROMPT_WINDOW = 32  # logits kept per slot: n_vocab x 33 floats (6.5 MB for SmolLM2, 35 MB for Gemma 3)
 BIND_ATTEMPTS = 5  # a probed free port can be taken before the server binds it: retry with a new one
 STOP_GRACE_S = 5.0
 LOG_TAIL_LINES = 30
@@ -65,6 +77,11 @@ class ServerConfig:
     embeddings: bool = False
     log_dir: Path | str | None = None
     keep_logs: bool = False
+    # prompt tokens one request may score in its own forward pass, on a build with prompt-logprobs.patch:
+    # None = DEFAULT_PROMPT_WINDOW where the binary supports it, 0 = never (one forced request per token)
+    prompt_logprobs: int | None = None
+    # rys's launch defaults for a server that can only use the CPU (CPU_DEFAULTS); False: a plain launch
+    cpu_defaults: bool = True
 
     def __post_init__(self):
         args = shlex.split(self.extra_args) if isinstance(self.extra_args, str) else tuple(self.extra_args)
@@ -78,6 +95,17 @@ class ServerConfig:
                 raise BadServerArgs(f"--server-args contains {flag}, which rys sets itself",
                                     f"remove it from --server-args and use {_OWNED_FLAGS[flag]} instead")
 
+
+
+def _flag_value(args, flag: str) -> str | None:
+    """The value given to `flag` in args ("--flag V" or "--flag=V"), or None."""
+    args = list(args)
+    for i, arg in enumerate(args):
+        if arg == flag:
+            return args[i + 1] if i + 1 < len(args) else ""
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1:]
+    return None
 
 def _libc():
     try:
@@ -228,7 +256,25 @@ class LlamaServer:
                "-c", str(cfg.ctx_size * cfg.slots), "-np", str(cfg.slots)]
         if cfg.embeddings:
             cmd += ["--embeddings", "--pooling", "none"]
+        if self.prompt_window and _flag_value(cfg.extra_args, PROMPT_WINDOW_FLAG) is None:
+            cmd += [PROMPT_WINDOW_FLAG, str(self.prompt_window)]
+        if cfg.cpu_defaults and cpu_only(cfg.binary, cfg.extra_args):
+            for short, long, value in CPU_DEFAULTS:
+                if _flag_value(cfg.extra_args, short) is None and _flag_value(cfg.extra_args, long) is None:
+                    cmd += [short, value]
         return cmd + list(cfg.extra_args)
+
+    @functools.cached_property
+    def prompt_window(self) -> int:
+        """How many prompt tokens one request can score in the prompt's own forward pass (0: none, the
+        client then forces one token per request). Needs a binary with prompt-logprobs.patch."""
+        cfg = self.config
+        given = _flag_value(cfg.extra_args, PROMPT_WINDOW_FLAG)
+        if given is not None:
+            return int(given) if given.isdigit() else 0
+        if cfg.embeddings or cfg.prompt_logprobs == 0 or not has_feature(cfg.binary, PROMPT_LOGPROBS):
+            return 0  # an embeddings server keeps one output row per sequence for logits
+        return cfg.prompt_logprobs or DEFAULT_PROMPT_WINDOW
 
     def start(self) -> LlamaServer:
         if self._proc is not None:
@@ -355,7 +401,7 @@ class LlamaServer:
     def _wait_ready(self, proc: subprocess.Popen) -> None:
         """Poll /health until our process answers for our model; fail at once if the process exits."""
         deadline = self._launched_at + self.config.startup_timeout
-        delay = 0.02
+        delay = 0.01
         with requests.Session() as http:
             while True:
                 if self._proc is not proc:
@@ -372,7 +418,9 @@ class LlamaServer:
                         "raise the startup timeout for big models, or check the log for a hang",
                         self.log_tail(), self.log_path)
                 time.sleep(delay)
-                delay = min(delay * 1.5, 0.1)  # a /health poll is ~1 ms; waiting longer only delays every config
+                # a /health poll costs ~1 ms; a longer wait only delays every config (a small model's
+                # start is ~0.2 s, so a 100 ms step wasted ~50 ms per config on average)
+                delay = min(delay * 1.5, 0.025)
 
     def _answers_as_ours(self, http: requests.Session, proc: subprocess.Popen) -> bool:
         """Never trust /health alone: a stale server may own the port. The answer must come from our

@@ -97,27 +97,13 @@ def can_start_ahead(binary, extra_args=(), model: Path | None = None) -> bool:
     shared through the page cache. With a GPU, two servers at once may not fit, or the second would be
     fitted onto other devices and score slightly differently, so a GPU sweep keeps one server at a time.
     """
-    import subprocess
-
     import psutil
 
-    args = [str(a) for a in extra_args]
+    from rys.llama.features import cpu_only
+
     if model is not None and Path(model).stat().st_size * 3 > psutil.virtual_memory().available:
         return False
-    for flag, value in zip(args, args[1:] + [""]):
-        if flag in ("-ngl", "--n-gpu-layers", "--gpu-layers") and value == "0":
-            return True
-        if flag in ("-dev", "--device") and value == "none":
-            return True
-    try:
-        done = subprocess.run([str(binary), "--list-devices"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    text = done.stdout + done.stderr
-    if done.returncode != 0 or "Available devices:" not in text:
-        return False
-    devices = [line.strip() for line in text.split("Available devices:", 1)[1].splitlines() if line.strip()]
-    return devices in ([], ["(none)"])
+    return cpu_only(binary, extra_args)
 
 
 THREAD_FLAGS = ("-t", "--threads")
@@ -406,7 +392,9 @@ class _Run:
         return {"model": str(self.job.model), "model_sha256": self.job.model_sha256,
                 "llama_build": props.build_info, "llama_server": str(server_config.binary),
                 "server_args": list(server_config.extra_args), "ctx_size": server_config.ctx_size,
-                "slots": server_config.slots, "rys_version": __version__}
+                "slots": server_config.slots, "rys_version": __version__,
+                # continuation tokens scored per request (0: one forced request per token)
+                "prompt_window": server.prompt_window}
 
     def _row(self, k: int, config: Config, probe: ProbeSet, result: ProbeResult, timings: dict,
              provenance: dict) -> Row:
