@@ -68,6 +68,9 @@ def test_two_workers_write_complete_rows_and_a_rerun_skips_them(job, tmp_path):
         assert row.provenance["method"] in ("runtime", "rewrite")
         assert row.provenance["model_sha256"] == job(results).model_sha256
         assert row.provenance["llama_build"] and row.provenance["rys_version"]
+        # the stock CPU build: rys's CPU launch defaults recorded, continuations forced token by token
+        assert row.provenance["launch_args"] == ["-fit", "off", "-fa", "off"]
+        assert row.provenance["prompt_window"] == 0
         expected = sum(i["score"] for i in row.result["items"]) / LIMIT - sum(
             i["score"] for i in base.result["items"]) / LIMIT
         assert row.delta["delta"] == pytest.approx(expected)

@@ -256,13 +256,21 @@ class LlamaServer:
                "-c", str(cfg.ctx_size * cfg.slots), "-np", str(cfg.slots)]
         if cfg.embeddings:
             cmd += ["--embeddings", "--pooling", "none"]
+        return cmd + self.launch_args + list(cfg.extra_args)
+
+    @functools.cached_property
+    def launch_args(self) -> list[str]:
+        """What rys adds to the user's arguments: the prompt window and the CPU launch defaults (each
+        only where the user's arguments do not set it). Recorded in sweep provenance."""
+        cfg = self.config
+        args = []
         if self.prompt_window and _flag_value(cfg.extra_args, PROMPT_WINDOW_FLAG) is None:
-            cmd += [PROMPT_WINDOW_FLAG, str(self.prompt_window)]
+            args += [PROMPT_WINDOW_FLAG, str(self.prompt_window)]
         if cfg.cpu_defaults and cpu_only(cfg.binary, cfg.extra_args):
             for short, long, value in CPU_DEFAULTS:
                 if _flag_value(cfg.extra_args, short) is None and _flag_value(cfg.extra_args, long) is None:
-                    cmd += [short, value]
-        return cmd + list(cfg.extra_args)
+                    args += [short, value]
+        return args
 
     @functools.cached_property
     def prompt_window(self) -> int:

@@ -38,7 +38,7 @@ class Row:
     delta: dict | None  # vs the baseline on the same items: {delta, ci_low, ci_high, p, significant}
     result: dict  # the full ProbeResult (per-item records), ProbeResult.from_dict() reads it back
     timings: dict  # materialize_s, server_start_s, score_s, bytes_written
-    provenance: dict  # model, model_sha256, llama_build, server_args, rys_version
+    provenance: dict  # model, model_sha256, llama_build, server_args, launch_args, prompt_window, rys_version
     worker: int = 0
     finished_at: str = ""
     status: str = "ok"

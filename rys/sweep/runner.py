@@ -393,8 +393,8 @@ class _Run:
                 "llama_build": props.build_info, "llama_server": str(server_config.binary),
                 "server_args": list(server_config.extra_args), "ctx_size": server_config.ctx_size,
                 "slots": server_config.slots, "rys_version": __version__,
-                # continuation tokens scored per request (0: one forced request per token)
-                "prompt_window": server.prompt_window}
+                # what rys added to server_args, and continuation tokens scored per request (0: forced)
+                "launch_args": list(server.launch_args), "prompt_window": server.prompt_window}
 
     def _row(self, k: int, config: Config, probe: ProbeSet, result: ProbeResult, timings: dict,
              provenance: dict) -> Row:
