@@ -27,7 +27,7 @@ CASES = [("The capital of France is", " Paris, and the capital of Italy is Rome.
 
 @pytest.fixture
 def patched(patched_bin, tmp_path):
-    """patched(model, **ServerConfig fields) -> a started server of the patched build; all stopped at teardown."""
+    """patched(model, **ServerConfig fields) -> a started patched server; all stopped at teardown."""
     if not has_feature(patched_bin, PROMPT_LOGPROBS):
         pytest.fail(f"{patched_bin} predates prompt-logprobs.patch: run rys setup llama-server --patched")
     started = []
@@ -109,7 +109,9 @@ def test_a_cached_prompt_is_scored_again_not_read_from_the_cache(patched, smollm
 def test_bad_requests_get_clear_errors(patched, smollm2):
     client = patched(smollm2, prompt_logprobs=4).client
     ids = client.tokenize("One two three four five six", add_special=True)
-    with pytest.raises(RequestFailed, match=r"more than this server allows \(4\).*--rys-prompt-logprobs 5"):
+    too_many = (r"more than this server allows \(4\).*--rys-prompt-logprobs 5 or more"
+                r" and a batch size \(-b\) of at least 6")
+    with pytest.raises(RequestFailed, match=too_many):
         client._complete(ids, n_predict=1, rys_prompt_logprobs=5)
     with pytest.raises(RequestFailed, match="must be less than the number of prompt tokens"):
         client._complete(ids[:3], n_predict=1, rys_prompt_logprobs=3)
@@ -131,6 +133,8 @@ def test_the_window_follows_the_build_and_the_arguments(patched_bin, llama_serve
     assert window(patched_bin, prompt_logprobs=8) == (8, "8")
     assert window(patched_bin, extra_args="--rys-prompt-logprobs=5") == (5, None)  # the user's own, once
     assert window(patched_bin, embeddings=True) == (0, None)  # one output row per sequence there
+    assert window(patched_bin, extra_args="-b 16") == (15, "15")  # at most one batch of output rows
+    assert window(patched_bin, ctx_size=20) == (19, "19")
     assert not has_feature(llama_server_bin, PROMPT_LOGPROBS)
     assert window(llama_server_bin) == (0, None)  # stock: the client forces one token per request
 
@@ -150,3 +154,28 @@ def test_with_rys_cpu_defaults_a_score_does_not_depend_on_what_was_cached(patche
         ids, cont = client.tokenize(prefix, add_special=True), client.tokenize(continuation)
         scored = client.score_continuation(ids, cont).logprobs
         assert scored == _from_scratch(client, ids, cont), f"{prefix!r} + {continuation!r}"
+
+
+def test_slots_scoring_at_once_share_a_batch_without_mixing_their_outputs(patched, smollm2):
+    # -b 8: a prompt takes several batches (and a request scores at most 7 tokens), so the two slots'
+    # prompts share batches and each slot must read its own output rows; -ub 1 makes every position's
+    # value independent of who shared its batch
+    server = patched(smollm2, slots=2, extra_args=("-t", "1", "-b", "8", "-ub", "1"), keep_logs=True)
+    assert server.prompt_window == 7  # one batch of output rows, one of them the sampled token's
+    client = server.client
+    # token ids: only completion requests go to the server, so both slots' requests arrive together
+    cases = [(client.tokenize(p, add_special=True), client.tokenize(c)) for p, c in CASES * 3]
+    alone = [client.score_continuation(p, c).logprobs for p, c in cases]
+    together = client.map(lambda case: client.score_continuation(*case).logprobs, cases, workers=2)
+    assert together == alone
+    server.stop()
+    # the two slots really did work at the same time: a task started before the other slot's ended
+    busy, overlapped = set(), False
+    for line in server.log_path.read_text().splitlines():
+        slot = line.split("id ", 1)[1].split("|", 1)[0].strip() if " | task " in line else None
+        if "processing task" in line:
+            overlapped |= bool(busy - {slot})
+            busy.add(slot)
+        elif "stop processing" in line:
+            busy.discard(slot)
+    assert overlapped

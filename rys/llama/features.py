@@ -1,6 +1,7 @@
-"""What a llama-server binary can do beyond stock, read from the markers rys's patches add to its
-`--help` (vendor/llama.cpp/*.patch). A stock server silently ignores unknown options in requests, so a
-feature is used only when its binary says it has it."""
+"""What a llama-server binary can do: the features rys's patches add (vendor/llama.cpp/*.patch), read
+from the markers they print in `--help`, and whether it can use anything but the CPU. A stock server
+silently ignores unknown options in requests, so a feature is used only when its binary says it has it.
+Answers are cached per binary (path, mtime and size, so a rebuilt binary is asked again)."""
 
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ PROMPT_WINDOW_FLAG = "--rys-prompt-logprobs"
 #   batches, i.e. on what the slot's cache held: up to 1.9 nats on SmolLM2 here. Without it a prompt
 #   scores the same whether it was cached or not (docs/server.md).
 CPU_DEFAULTS = (("-fit", "--fit", "off"), ("-fa", "--flash-attn", "off"))
+LLAMA_DEFAULT_BATCH = 2048  # llama-server's -b
 DEFAULT_PROMPT_WINDOW = 32  # logits kept per slot: n_vocab x 33 floats (6.5 MB for SmolLM2, 35 MB for Gemma 3)
 BIND_ATTEMPTS = 5  # a probed free port can be taken before the server binds it: retry with a new one
 STOP_GRACE_S = 5.0
@@ -279,10 +280,15 @@ class LlamaServer:
         cfg = self.config
         given = _flag_value(cfg.extra_args, PROMPT_WINDOW_FLAG)
         if given is not None:
-            return int(given) if given.isdigit() else 0
-        if cfg.embeddings or cfg.prompt_logprobs == 0 or not has_feature(cfg.binary, PROMPT_LOGPROBS):
+            window = int(given) if given.isdigit() else 0
+        elif cfg.embeddings or cfg.prompt_logprobs == 0 or not has_feature(cfg.binary, PROMPT_LOGPROBS):
             return 0  # an embeddings server keeps one output row per sequence for logits
-        return cfg.prompt_logprobs or DEFAULT_PROMPT_WINDOW
+        else:
+            window = cfg.prompt_logprobs or DEFAULT_PROMPT_WINDOW
+        # a sequence keeps at most one batch of output rows: n_batch = min(-b, the whole context)
+        batch = _flag_value(cfg.extra_args, "-b") or _flag_value(cfg.extra_args, "--batch-size") or ""
+        n_batch = min(int(batch) if batch.isdigit() else LLAMA_DEFAULT_BATCH, cfg.ctx_size * cfg.slots)
+        return max(0, min(window, n_batch - 1))
 
     def start(self) -> LlamaServer:
         if self._proc is not None:
