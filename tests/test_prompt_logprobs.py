@@ -9,6 +9,8 @@ Where real parts are required (CI=true or RYS_REQUIRE_REAL=1) a missing one fail
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -157,16 +159,28 @@ def test_with_rys_cpu_defaults_a_score_does_not_depend_on_what_was_cached(patche
 
 
 def test_slots_scoring_at_once_share_a_batch_without_mixing_their_outputs(patched, smollm2):
-    # -b 8: a prompt takes several batches (and a request scores at most 7 tokens), so the two slots'
-    # prompts share batches and each slot must read its own output rows; -ub 1 makes every position's
-    # value independent of who shared its batch
+    # -b 8: a prompt takes several batches (and a request scores at most 7 tokens). llama-server takes new
+    # tasks only between tasks, so: a long prompt keeps slot 0 busy while a short one for slot 1 and a
+    # long one for slot 0 queue up; both start together when it ends and share every batch, and each
+    # slot must read its own output rows. -ub 1 makes every position's value independent of who shared
+    # its batch.
     server = patched(smollm2, slots=2, extra_args=("-t", "1", "-b", "8", "-ub", "1"), keep_logs=True)
     assert server.prompt_window == 7  # one batch of output rows, one of them the sampled token's
     client = server.client
-    # token ids: only completion requests go to the server, so both slots' requests arrive together
-    cases = [(client.tokenize(p, add_special=True), client.tokenize(c)) for p, c in CASES * 3]
-    alone = [client.score_continuation(p, c).logprobs for p, c in cases]
-    together = client.map(lambda case: client.score_continuation(*case).logprobs, cases, workers=2)
+    long_ids = client.tokenize(" ".join(["The capital of France is Paris."] * 10), add_special=True)
+    short_ids = client.tokenize(CASES[1][0] + CASES[1][1], add_special=True)
+
+    def score(ids, slot):
+        data = client._complete(ids, n_predict=1, rys_prompt_logprobs=6, id_slot=slot, cache_prompt=False)
+        return data["rys_prompt_logprobs"]
+
+    alone = [score(short_ids, 1), score(long_ids, 0)]
+    with ThreadPoolExecutor(3) as pool:
+        busy = pool.submit(score, long_ids, 0)
+        time.sleep(0.1)  # the long prompt needs ~10 batches: the server is busy with it
+        queued = [pool.submit(score, short_ids, 1), pool.submit(score, long_ids, 0)]
+        together = [f.result() for f in queued]
+        busy.result()
     assert together == alone
     server.stop()
     # the two slots really did work at the same time: a task started before the other slot's ended
