@@ -76,10 +76,10 @@ def main() -> None:
     print(f"model {model.name} ({model.stat().st_size / 2**20:.0f} MiB, {n_layers} layers), probe {probe.name} "
           f"x {len(probe.items)} items, {len(configs)} configs incl. baseline, reference server args {list(extra)}, "
           f"rys starts the next server ahead: {prefetch}, reference launch: {args.reference_launch}")
-    probe_server = LlamaServer(model, server)
-    print(f"llama-server {binary}: rys scores {probe_server.prompt_window} continuation tokens per request "
-          f"(0: one forced request per token, as the reference); rys launch adds "
-          f"{[a for a in probe_server.command(0) if a not in LlamaServer(model, ref_server).command(0)]}")
+    ours_launch, ref_launch = LlamaServer(model, server), LlamaServer(model, ref_server)
+    print(f"llama-server {binary}: rys scores {ours_launch.prompt_window} continuation tokens per request "
+          f"(0: one forced request per token, as the reference); launch arguments added: rys "
+          f"{ours_launch.launch_args}, reference {ref_launch.launch_args}")
     file_sha256(model)  # hash once, outside both timings (cached for later runs)
 
     def reference(run: int) -> tuple[float, dict, dict, int]:

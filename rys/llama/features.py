@@ -14,49 +14,50 @@ PROMPT_LOGPROBS = "rys-prompt-logprobs-v1"  # --rys-prompt-logprobs N (prompt-lo
 
 
 def has_feature(binary: str | Path, marker: str) -> bool:
-    path = Path(binary)
-    try:
-        stat = path.stat()
-    except OSError:
-        return False
-    return marker in _help_text(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=16)
-def _help_text(binary: str, _mtime_ns: int, _size: int) -> str:
-    # mtime and size are part of the cache key so a rebuilt binary is asked again
-    try:
-        done = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout + done.stderr
+    returncode, text = _ask(binary, "--help")
+    return returncode is not None and marker in text
 
 
 def cpu_only(binary: str | Path, extra_args=()) -> bool:
     """True when llama-server will run on the CPU only: the arguments keep it off the GPU, or the build
     lists no GPU device (`--list-devices`). False when that cannot be told."""
-    args = [str(a) for a in extra_args]
-    for flag, value in zip(args, args[1:] + [""]):
-        if flag in ("-ngl", "--n-gpu-layers", "--gpu-layers") and value == "0":
-            return True
-        if flag in ("-dev", "--device") and value == "none":
-            return True
+    if any(flag_value(extra_args, f) == "0" for f in ("-ngl", "--n-gpu-layers", "--gpu-layers")):
+        return True
+    if any(flag_value(extra_args, f) == "none" for f in ("-dev", "--device")):
+        return True
+    returncode, text = _ask(binary, "--list-devices")
+    if returncode != 0 or "Available devices:" not in text:
+        return False
+    devices = [line.strip() for line in text.split("Available devices:", 1)[1].splitlines() if line.strip()]
+    return devices in ([], ["(none)"])
+
+
+def flag_value(args, flag: str) -> str | None:
+    """The value given to `flag` in llama-server arguments ("--flag V" or "--flag=V"), or None."""
+    args = [str(a) for a in args]
+    for i, arg in enumerate(args):
+        if arg == flag:
+            return args[i + 1] if i + 1 < len(args) else ""
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1:]
+    return None
+
+
+def _ask(binary: str | Path, option: str) -> tuple[int | None, str]:
+    """(exit code, stdout + stderr) of `binary option`; (None, "") when it cannot be run."""
     path = Path(binary)
     try:
         stat = path.stat()
     except OSError:
-        return False
-    return _lists_no_device(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        return None, ""
+    return _run(str(path.resolve()), option, stat.st_mtime_ns, stat.st_size)
 
 
-@functools.lru_cache(maxsize=16)
-def _lists_no_device(binary: str, _mtime_ns: int, _size: int) -> bool:
+@functools.lru_cache(maxsize=32)
+def _run(binary: str, option: str, _mtime_ns: int, _size: int) -> tuple[int | None, str]:
+    # mtime and size are part of the cache key so a rebuilt binary is asked again
     try:
-        done = subprocess.run([binary, "--list-devices"], capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run([binary, option], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    text = done.stdout + done.stderr
-    if done.returncode != 0 or "Available devices:" not in text:
-        return False
-    devices = [line.strip() for line in text.split("Available devices:", 1)[1].splitlines() if line.strip()]
-    return devices in ([], ["(none)"])
+        return None, ""
+    return done.returncode, done.stdout + done.stderr

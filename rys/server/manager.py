@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from rys.llama.features import PROMPT_LOGPROBS, cpu_only, has_feature
+from rys.llama.features import PROMPT_LOGPROBS, cpu_only, flag_value, has_feature
 from rys.server.client import LlamaClient
 from rys.server.failures import (
     BadServerArgs,
@@ -96,17 +96,6 @@ class ServerConfig:
                 raise BadServerArgs(f"--server-args contains {flag}, which rys sets itself",
                                     f"remove it from --server-args and use {_OWNED_FLAGS[flag]} instead")
 
-
-
-def _flag_value(args, flag: str) -> str | None:
-    """The value given to `flag` in args ("--flag V" or "--flag=V"), or None."""
-    args = list(args)
-    for i, arg in enumerate(args):
-        if arg == flag:
-            return args[i + 1] if i + 1 < len(args) else ""
-        if arg.startswith(flag + "="):
-            return arg[len(flag) + 1:]
-    return None
 
 def _libc():
     try:
@@ -265,11 +254,11 @@ class LlamaServer:
         only where the user's arguments do not set it). Recorded in sweep provenance."""
         cfg = self.config
         args = []
-        if self.prompt_window and _flag_value(cfg.extra_args, PROMPT_WINDOW_FLAG) is None:
+        if self.prompt_window and flag_value(cfg.extra_args, PROMPT_WINDOW_FLAG) is None:
             args += [PROMPT_WINDOW_FLAG, str(self.prompt_window)]
         if cfg.cpu_defaults and cpu_only(cfg.binary, cfg.extra_args):
             for short, long, value in CPU_DEFAULTS:
-                if _flag_value(cfg.extra_args, short) is None and _flag_value(cfg.extra_args, long) is None:
+                if flag_value(cfg.extra_args, short) is None and flag_value(cfg.extra_args, long) is None:
                     args += [short, value]
         return args
 
@@ -278,7 +267,7 @@ class LlamaServer:
         """How many prompt tokens one request can score in the prompt's own forward pass (0: none, the
         client then forces one token per request). Needs a binary with prompt-logprobs.patch."""
         cfg = self.config
-        given = _flag_value(cfg.extra_args, PROMPT_WINDOW_FLAG)
+        given = flag_value(cfg.extra_args, PROMPT_WINDOW_FLAG)
         if given is not None:
             window = int(given) if given.isdigit() else 0
         elif cfg.embeddings or cfg.prompt_logprobs == 0 or not has_feature(cfg.binary, PROMPT_LOGPROBS):
@@ -286,7 +275,7 @@ class LlamaServer:
         else:
             window = cfg.prompt_logprobs or DEFAULT_PROMPT_WINDOW
         # a sequence keeps at most one batch of output rows: n_batch = min(-b, the whole context)
-        batch = _flag_value(cfg.extra_args, "-b") or _flag_value(cfg.extra_args, "--batch-size") or ""
+        batch = flag_value(cfg.extra_args, "-b") or flag_value(cfg.extra_args, "--batch-size") or ""
         n_batch = min(int(batch) if batch.isdigit() else LLAMA_DEFAULT_BATCH, cfg.ctx_size * cfg.slots)
         return max(0, min(window, n_batch - 1))
 
