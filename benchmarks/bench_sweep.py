@@ -9,9 +9,10 @@ the way llm-circuit-finder does (plain `llama-server -m FILE -c N --port P` plus
 the probe with what a stock server offers (one forced request per continuation token), stop the server,
 delete the file. --reference-launch rys gives the reference rys's launch arguments too (-fit off and
 -fa off on a CPU-only build), so only the method differs. Ours: rys.sweep.runner.run_configs as `rys sweep` runs it
-(runtime layer paths on a patched server, else the layer store; a continuation scored in one request
-where the server has prompt-logprobs.patch; the next server started ahead with --prefetch on; shared
-token cache), with a cold layer store each time, so writing the shared layer files is counted. Both score the baseline
+(runtime layer paths on a patched server, else the layer store; one server per worker switched from
+path to path where the server has path-switch.patch (--switch off: a fresh server per config); a
+continuation scored in one request where the server has prompt-logprobs.patch; the next server started
+ahead with --prefetch on; shared token cache), with a cold layer store each time, so writing the shared layer files is counted. Both score the baseline
 too. The methods run in the order reference, rys, rys, reference (--rounds 2) so a change in machine
 load hits both alike; the ratio is of the summed wall times. Prints wall time per run and method, the
 split per phase, bytes written, the ratio, and checks that both methods give the same scores.
@@ -39,6 +40,8 @@ def main() -> None:
     ap.add_argument("--ctx-size", type=int, default=512)
     ap.add_argument("--server-args", default="", help="extra llama-server arguments for both methods (quoted)")
     ap.add_argument("--rounds", type=int, default=2, help="runs per method, in the order A B B A A B ...")
+    ap.add_argument("--switch", choices=("auto", "off"), default="auto",
+                    help="rys keeps one server and switches its layer path where the build can (auto), or not")
     ap.add_argument("--prefetch", choices=("auto", "on", "off"), default="off",
                     help="rys: start the next server ahead (off: as `rys sweep` does by default; auto: when the build is CPU-only)")
     ap.add_argument("--reference-launch", choices=("peer", "rys"), default="peer",
@@ -115,7 +118,8 @@ def main() -> None:
         results = work / f"ours{run}.jsonl"
         job = SweepJob(model=model, model_sha256=file_sha256(model), n_layers=n_layers, probes=[probe],
                        results=ResultStore(results), server=our_server, store=LayerStore(root=work / f"store{run}"),
-                       progress=False, log=lambda _: None, prefetch=prefetch)
+                       progress=False, log=lambda _: None, prefetch=prefetch,
+                       switch_paths=False if args.switch == "off" else None)
         t0 = time.monotonic()
         run_configs(job, configs)
         wall = time.monotonic() - t0
@@ -123,7 +127,8 @@ def main() -> None:
         phases = {"write": sum(r.timings["materialize_s"] for r in rows),
                   "start": sum(r.timings["server_start_s"] for r in rows),
                   "wait": sum(r.timings.get("ready_wait_s", r.timings["server_start_s"]) for r in rows),
-                  "score": sum(r.timings["score_s"] for r in rows)}
+                  "score": sum(r.timings["score_s"] for r in rows),
+                  "switched": sum(bool(r.timings.get("path_switched")) for r in rows)}
         shutil.rmtree(work / f"store{run}", ignore_errors=True)
         return wall, {r.path: r.score for r in rows}, phases, sum(r.timings["bytes_written"] for r in rows)
 
@@ -149,7 +154,9 @@ def main() -> None:
           f"{ref_ph['start']:>10.2f}{ref_ph['score']:>9.2f}{total('reference', 3) / 2**20:>13.0f}")
     print(f"{'rys sweep':<30}{ours_total:>9.2f}{our_ph['write']:>9.2f}{our_ph['start']:>9.2f}"
           f"{our_ph['wait']:>10.2f}{our_ph['score']:>9.2f}{total('rys', 3) / 2**20:>13.0f}")
-    print(f"(reference stop: {ref_ph['stop']:.2f} s; rys stops servers in the background)")
+    print(f"(reference stop: {ref_ph['stop']:.2f} s; rys stops servers in the background; rys switched a "
+          f"running server's path for {our_ph['switched']} of {len(configs) * args.rounds} configs instead of "
+          "starting one: its 'start s' for those is the switch)")
     print(f"end-to-end speed-up: {ref_total / ours_total:.2f}x (per round: "
           + ", ".join(f"{a[0] / b[0]:.2f}x" for a, b in zip(runs["reference"], runs["rys"])) + "); "
           + (f"write phase {ref_ph['write'] / our_ph['write']:.1f}x faster, "

@@ -14,6 +14,7 @@ class DoctorReport:
     build: int | None
     runtime_paths: bool | None = None  # None: could not be determined
     prompt_window: int = 0  # continuation tokens scored per request (0: one forced request per token)
+    path_switch: bool = False  # a running server can switch layer paths (path-switch.patch)
     model: Path | None = None
     served: bool = False
     ready_seconds: float | None = None
@@ -34,7 +35,10 @@ def run_doctor(explicit_server=None, model_spec: str = "smollm2", server_args=()
     try:
         from rys.llama.runtime import supports_runtime_paths
 
+        from rys.llama.features import PATH_SWITCH, has_feature
+
         report.runtime_paths = supports_runtime_paths(binary)
+        report.path_switch = has_feature(binary, PATH_SWITCH)
     except ImportError:
         report.runtime_paths = None
     report.model = resolve_model(model_spec)

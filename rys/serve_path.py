@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rys.errors import RysError
+from rys.llama.features import PATH_SWITCH, has_feature
 from rys.llama.runtime import (
     MAX_VALUE_CHARS,
     METHOD_REWRITE,
@@ -99,6 +100,22 @@ def model_method(binary, model: str | Path, method: str | None = None) -> str:
     """The method choose_method takes for the (short) paths of `model` with `binary`: what a run that
     serves many paths of one model records once."""
     return choose_method(binary, model, [0], method)
+
+
+def switches_in_place(binary, model: str | Path, method: str | None = None) -> bool:
+    """True when servers of `model` run paths at run time on a build that can also switch a running
+    server to another path (vendor/llama.cpp/path-switch.patch): many paths, one model load."""
+    return model_method(binary, model, method) == METHOD_RUNTIME and has_feature(binary, PATH_SWITCH)
+
+
+def switch_served(served: ServedPath, path: Sequence[int]) -> ServedPath:
+    """The same running server, switched to `path` (see LlamaClient.set_layer_path). Raises
+    PathSwitchRefused when the path does not fit the server's KV cache; the server then keeps its path."""
+    if served.method != METHOD_RUNTIME:
+        raise RuntimePathError("only a server that runs its path at run time can switch paths",
+                               "start a server for this path instead")
+    served.server.client.set_layer_path(path)
+    return dataclasses.replace(served, materialize_s=0.0, bytes_written=0)
 
 
 @contextmanager

@@ -111,6 +111,7 @@ def test_patched_build_is_redone_when_the_patch_changes(tmp_path, monkeypatch):
     patches = tmp_path / "vendor"
     patches.mkdir()
     (patches / "a.patch").write_text("v1\n")
+    (patches / "series").write_text("a.patch\n")
     monkeypatch.setattr(build, "VENDOR_PATCHES", patches)
     final = locate.build_dir("cpu", patched=True)
     _fake_binary(final / "bin" / "llama-server")
@@ -122,6 +123,30 @@ def test_patched_build_is_redone_when_the_patch_changes(tmp_path, monkeypatch):
     with pytest.raises(BuildFailed, match="patch a.patch failed"):  # it really tried to rebuild
         build.build_llama_server("cpu", patched=True, sdist=broken, jobs=1)
     assert (final / "bin" / "llama-server").exists()  # the old build stays until a new one is complete
+
+
+def test_patches_apply_in_series_order_and_a_mismatch_is_refused(tmp_path, monkeypatch):
+    patches = tmp_path / "vendor"
+    patches.mkdir()
+    for name in ("b.patch", "a.patch"):
+        (patches / name).write_text("x\n")
+    monkeypatch.setattr(build, "VENDOR_PATCHES", patches)
+    (patches / "series").write_text("# comment\nb.patch\n\na.patch\n")
+    assert [p.name for p in build.vendor_patches()] == ["b.patch", "a.patch"]  # not name order
+    (patches / "series").write_text("b.patch\n")
+    with pytest.raises(BuildFailed, match=r"not listed: \['a.patch'\]"):
+        build.vendor_patches()
+    (patches / "series").write_text("b.patch\na.patch\nc.patch\n")
+    with pytest.raises(BuildFailed, match=r"listed but absent: \['c.patch'\]"):
+        build.vendor_patches()
+    (patches / "series").unlink()
+    with pytest.raises(BuildFailed, match="series is missing"):
+        build.vendor_patches()
+
+
+def test_the_shipped_series_lists_every_patch():
+    names = [p.name for p in build.vendor_patches()]
+    assert names[:2] == ["layer-path.patch", "prompt-logprobs.patch"] and len(names) == len(set(names))
 
 
 def _sdist_with_cmakelists(path: Path, cmakelists: str) -> Path:
@@ -165,6 +190,17 @@ def test_doctor_serves_the_demo_model(llama_server_bin, smollm2):
     assert f"llama-server : {llama_server_bin}" in result.stdout
     assert "serves       : ok" in result.stdout
     assert "Paris" in result.stdout
+    assert "path switch  : no (a fresh server per config)" in result.stdout  # the stock build
+
+
+@pytest.mark.server
+def test_doctor_names_what_the_patched_build_adds(patched_bin):
+    result = subprocess.run([sys.executable, "-m", "rys.cli", "doctor", "--llama-server", str(patched_bin)],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "runtime paths: yes" in result.stdout
+    assert "continuations: scored in one request per 32 tokens" in result.stdout
+    assert "path switch  : yes" in result.stdout
 
 
 def test_doctor_without_server_exits_with_the_fix(tmp_path):

@@ -53,6 +53,8 @@ def doctor(llama_server, model, server_args) -> None:
     click.echo(f"runtime paths: {runtime[report.runtime_paths]}")
     click.echo("continuations: " + (f"scored in one request per {report.prompt_window} tokens (prompt logprobs)"
                                     if report.prompt_window else "one forced request per token (stock build)"))
+    click.echo("path switch  : " + ("yes (a sweep keeps one server per worker and switches its layer path)"
+                                    if report.path_switch else "no (a fresh server per config)"))
     click.echo(f"test model   : {report.model}")
     click.echo(f"serves       : ok, ready in {report.ready_seconds:.1f} s; "
                f"'The capital of France is' -> {report.answer!r}")

@@ -65,6 +65,9 @@ def _probes(spec: str, limit: int | None):
 @click.option("--prefetch/--no-prefetch", default=None,
               help="Start the next config's server while the current one scores, each server on half the "
                    "CPU cores (default: off; it pays only where server starts are slow next to scoring).")
+@click.option("--switch/--no-switch", "switch", default=True, show_default=True,
+              help="Keep each worker's llama-server and switch its layer path between configs where the build "
+                   "can (rys setup llama-server --patched); --no-switch starts a fresh server for every config.")
 @click.option("--tmpdir", type=click.Path(file_okay=False, path_type=Path),
               help="Layer store directory (default: /dev/shm/rys-UID or $RYS_STORE_DIR).")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Configs marked and listed.")
@@ -75,8 +78,8 @@ def _probes(spec: str, limit: int | None):
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
 def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_block, stride, start_min, start_max,
               skip_early, skip_late, sparse_first, refine_top, paths_file, repeat, interleave, skip_baseline,
-              workers, worker_args, server_args, llama_server, ctx_size, slots, port, prefetch, tmpdir, top_k, report,
-              report_dir, html, no_progress):
+              workers, worker_args, server_args, llama_server, ctx_size, slots, port, prefetch, switch, tmpdir, top_k,
+              report, report_dir, html, no_progress):
     """Measure layer paths of MODEL (a GGUF path or demo alias) on probes, resumably.
 
     \b
@@ -123,7 +126,8 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
         server=ServerConfig(binary=binary, ctx_size=ctx_size, slots=slots, extra_args=extra_args,
                             port=port, log_dir=results.parent / f"{results.stem}-logs"),
         worker_args=[tuple(shlex.split(a)) for a in worker_args] or [()] * workers,
-        store=LayerStore(root=tmpdir), progress=not no_progress, top_k=top_k, log=click.echo, prefetch=prefetch)
+        store=LayerStore(root=tmpdir), progress=not no_progress, top_k=top_k, log=click.echo, prefetch=prefetch,
+        switch_paths=None if switch else False)
     click.echo(f"model {model_path.name}: {n_layers} layers; probes "
                + ", ".join(f"{p.name} ({len(p.items)} items)" for p in probes) + f"; results {results}")
     if paths_file:

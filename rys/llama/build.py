@@ -100,15 +100,29 @@ def _built_patches(final: Path) -> dict[str, str]:
             if (VENDOR_PATCHES / name).exists()}
 
 
+def vendor_patches() -> list[Path]:
+    """vendor/llama.cpp's patches in the order its `series` file lists them: each is a diff against the
+    tree with the ones before it applied (the quilt convention)."""
+    series = VENDOR_PATCHES / "series"
+    if not series.is_file():
+        raise BuildFailed(f"{series} is missing", "run from a rys source checkout")
+    names = [line.strip() for line in series.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    unlisted = sorted({p.name for p in VENDOR_PATCHES.glob("*.patch")} - set(names))
+    missing = [n for n in names if not (VENDOR_PATCHES / n).is_file()]
+    if unlisted or missing or not names:
+        raise BuildFailed(f"{series} does not match the patches next to it (not listed: {unlisted or 'none'}; "
+                          f"listed but absent: {missing or 'none'})", "list every *.patch once, in the order to apply")
+    return [VENDOR_PATCHES / n for n in names]
+
+
 def build_llama_server(backend: str = "cpu", jobs: int | None = None, patched: bool = False,
                        sdist: Path | None = None, force: bool = False, log=print) -> BuildResult:
     if backend not in BACKEND_FLAGS:
         raise RysError(f"unknown backend {backend!r}", f"choose one of: {', '.join(BACKENDS)}")
     final = build_dir(backend, patched)
     binary = final / "bin" / "llama-server"
-    patches = sorted(VENDOR_PATCHES.glob("*.patch")) if patched else []
-    if patched and not patches:
-        raise BuildFailed(f"no patches found in {VENDOR_PATCHES}", "run from a rys source checkout")
+    patches = vendor_patches() if patched else []
     if binary.exists() and not force and _built_patches(final) == _patch_hashes(patches):
         return BuildResult(binary, built=False, seconds=0.0)
     if binary.exists() and not force:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 LAYER_PATHS = "rys-layer-path-v1"  # --override-kv rys.layer_path=str:... runs that path (layer-path.patch)
 PROMPT_LOGPROBS = "rys-prompt-logprobs-v1"  # --rys-prompt-logprobs N (prompt-logprobs.patch)
+PATH_SWITCH = "rys-layer-path-switch-v1"  # POST /rys/layer-path switches a running server (path-switch.patch)
 
 
 def has_feature(binary: str | Path, marker: str) -> bool:

@@ -5,6 +5,7 @@ from rys.server.client import ContinuationScore, Generation, LlamaClient, Server
 from rys.server.failures import (
     BadServerArgs,
     ModelLoadError,
+    PathSwitchRefused,
     PortInUse,
     RequestFailed,
     ServerCrashed,
@@ -22,6 +23,7 @@ __all__ = [
     "LlamaClient",
     "LlamaServer",
     "ModelLoadError",
+    "PathSwitchRefused",
     "PortInUse",
     "RequestFailed",
     "ServerConfig",

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import requests
 
-from rys.server.failures import RequestFailed, ServerCrashed
+from rys.server.failures import PathSwitchRefused, RequestFailed, ServerCrashed
 from rys.server.thinking import split_thinking
 
 Prompt = str | Sequence[int]
@@ -139,6 +139,28 @@ class LlamaClient:
         if not chat:
             return text
         return self._request("POST", "/apply-template", {"messages": [{"role": "user", "content": text}]})["prompt"]
+
+    def set_layer_path(self, path: Sequence[int]) -> float:
+        """Make a server built with vendor/llama.cpp/path-switch.patch run another layer path from the next
+        request on, without reloading the model; every cached prompt is dropped. Returns the milliseconds
+        the server took. PathSwitchRefused: the path does not fit the KV cache made for the path the
+        server started with (longer, or another KV shape or sliding window at some position); the server
+        then still runs its old path."""
+        from rys.paths import format_path
+
+        path = [int(p) for p in path]
+        try:
+            data = self._request("POST", "/rys/layer-path", {"path": format_path(path)})
+        except RequestFailed as err:
+            if err.status == 400:
+                raise PathSwitchRefused(f"llama-server refused to switch to layer path {format_path(path)}: "
+                                        f"{err.message.split(': ', 1)[-1]}",
+                                        "start a server with this path instead") from None
+            raise
+        if int(data.get("n_layer", -1)) != len(path):
+            raise RequestFailed(f"llama-server reports {data.get('n_layer')} executed layers after switching to "
+                                f"a path of {len(path)}", "use a llama-server built with rys's current patches")
+        return float(data.get("t_ms", 0.0))
 
     # -- scoring ----------------------------------------------------------------------------------
 
@@ -318,8 +340,10 @@ class LlamaClient:
                     raise RequestFailed(f"{path} answered with invalid JSON: {resp.text[:200]!r}",
                                         "check that base_url points to a llama-server") from None
             if resp.status_code not in TRANSIENT_STATUS:
-                raise RequestFailed(f"{path} answered HTTP {resp.status_code}: {_error_text(resp)}",
+                err = RequestFailed(f"{path} answered HTTP {resp.status_code}: {_error_text(resp)}",
                                     "check the request; the server log has details")
+                err.status = resp.status_code
+                raise err
             problem = f"HTTP {resp.status_code}: {_error_text(resp)}"
         self._raise_if_dead()
         if self.server is None and problem.startswith("connection error"):

@@ -45,7 +45,14 @@ class BadServerArgs(ServerError):
 
 
 class RequestFailed(ServerError):
-    """An HTTP request to a live server failed for good (after retries for transient errors)."""
+    """An HTTP request to a live server failed for good (after retries for transient errors).
+    `status` is the HTTP status when the server answered with an error."""
+
+    status: int | None = None
+
+
+class PathSwitchRefused(RequestFailed):
+    """The server cannot switch to that layer path in place (it is still running its old one)."""
 
 
 # (type, fragments any of which identifies it, hint). First match wins.

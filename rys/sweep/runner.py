@@ -2,9 +2,11 @@
 
 The baseline (identity path) goes through exactly this loop too, before any config, so every delta
 compares two results of the same code. Workers are threads sharing one queue and one results store;
-each has its own llama-server and, when servers may start ahead (can_start_ahead), the next config's
-server starting in the background while the current one scores. Finished servers stop in the
-background; run() returns only once all of them are gone.
+each has its own llama-server. On a build that switches paths in place (switch_paths), a worker keeps
+its server and switches it to the next config's path, longest paths first; a path the server refuses
+gets a server of its own, as every config does on other builds. Otherwise, when servers may start
+ahead (can_start_ahead), the next config's server starts in the background while the current one
+scores. Finished servers stop in the background; run() returns only once all of them are gone.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from rys.probes import ProbeResult, ProbeSet, run_probe
 from rys.probes.stats import paired_delta
 from rys.sweep import SweepError
 from rys.sweep.rank import combined_ranking
+from rys.serve_path import METHOD_RUNTIME
+from rys.server.failures import PathSwitchRefused
 from rys.sweep.results import Failure, ResultStore, Row
-from rys.sweep.space import Config, PairSpace, baseline, order_for_reuse, refine_around
+from rys.sweep.space import Config, PairSpace, baseline, order_for_reuse, order_for_switching, refine_around
 
 
 def limit_items(probe: ProbeSet, n: int | None) -> ProbeSet:
@@ -59,6 +63,9 @@ class SweepJob:
     log: Callable[[str], None] = print
     # Start the next config's server while the current one scores (can_start_ahead(): CPU sweeps).
     prefetch: bool = False
+    # Keep each worker's server and switch its layer path between configs: None = wherever the build
+    # can (rys.serve_path.switches_in_place), False = a fresh server for every config.
+    switch_paths: bool | None = None
     # Tokens and chat-templated prompts, which every config of the model shares (per server args).
     token_cache: dict = field(default_factory=dict, repr=False)
 
@@ -160,10 +167,10 @@ class _Slot:
     """One config in a worker's hands: its path served (materialized, or at run time) and its server
     started, in the background when it is started ahead, while the worker scores the config before it."""
 
-    def __init__(self, config: Config, ahead: bool):
+    def __init__(self, config: Config, ahead: bool, stack: ExitStack | None = None):
         self.config = config
         self.ahead = ahead
-        self.stack = ExitStack()
+        self.stack = stack or ExitStack()
         self.served = None  # rys.serve_path.ServedPath
         self.error: BaseException | None = None
         self.timings: dict = {}
@@ -192,7 +199,8 @@ class _Run:
         self.lock = threading.Lock()
         self.active: set = set()  # live LlamaServers, stopped on interrupt
         self.closers: list[threading.Thread] = []
-        self.ahead = job.prefetch
+        self.switch = switching(job)
+        self.ahead = job.prefetch and not self.switch  # a switch is quicker than any start it would hide
         self.fatal: BaseException | None = None
         self.bar = tqdm(total=self.todo.qsize(), unit="config", disable=not job.progress, dynamic_ncols=True)
         self.leader: str | None = None
@@ -237,13 +245,18 @@ class _Run:
         held: list[_Slot] = []  # slots this worker still has to close
         try:
             slot = None
+            resident = None  # the last config's slot, whose server may switch to the next path
             while not self.stop.is_set():
                 if slot is None:
                     config = self._take()
                     if config is None:
                         return
-                    slot = self._open(k, config, server_config, ahead=False)
-                    held.append(slot)
+                    if resident is not None:
+                        slot = self._switch(resident, config, held)
+                        resident = None
+                    if slot is None:
+                        slot = self._open(k, config, server_config, ahead=False)
+                        held.append(slot)
                 slot = self._ready(k, slot, server_config, held)
                 upcoming = None
                 if self.ahead and slot.error is None and not self.stop.is_set():
@@ -252,8 +265,11 @@ class _Run:
                         upcoming = self._open(k, config, server_config, ahead=True)
                         held.append(upcoming)
                 ok = self._score(k, slot, server_config)
-                held.remove(slot)
-                self._close(slot)
+                if ok and self.switch and slot.served is not None and slot.served.method == METHOD_RUNTIME:
+                    resident = slot  # stays in `held`: closed by the next switch's refusal or at the end
+                else:
+                    held.remove(slot)
+                    self._close(slot)
                 slot = upcoming
                 if ok is None:
                     continue  # stopped
@@ -297,12 +313,35 @@ class _Run:
                 if self.stop.is_set():
                     raise _Stopped()
                 self.active.add(slot.server)
-            slot.timings = {"materialize_s": slot.served.materialize_s, "bytes_written": slot.served.bytes_written}
+            slot.timings = {"materialize_s": slot.served.materialize_s, "bytes_written": slot.served.bytes_written,
+                            "path_switched": False}
             t0 = time.monotonic()
             slot.server.start()
             slot.timings["server_start_s"] = round(time.monotonic() - t0, 4)
         except BaseException as err:  # noqa: BLE001 - handed to the worker, which raises or records it
             slot.error = err
+
+    def _switch(self, resident: _Slot, config: Config, held: list[_Slot]) -> _Slot | None:
+        """The config in the resident slot's server, switched to its path; None when the server refused
+        the path or failed (it is then closed, and the config gets a server of its own)."""
+        from rys.serve_path import switch_served
+
+        t0 = time.monotonic()
+        try:
+            served = switch_served(resident.served, config.path)
+        except RysError as err:
+            if not isinstance(err, PathSwitchRefused):
+                resident.server.mark_failed()  # keep its log: the next start will say more if it repeats
+            held.remove(resident)
+            self._close(resident)
+            return None
+        slot = _Slot(config, ahead=False, stack=resident.stack)  # the server's lifetime moves to the new slot
+        slot.served = served
+        seconds = round(time.monotonic() - t0, 4)
+        slot.timings = {"materialize_s": 0.0, "bytes_written": 0, "server_start_s": seconds,
+                        "ready_wait_s": seconds, "path_switched": True}
+        held[held.index(resident)] = slot
+        return slot
 
     def _ready(self, k: int, slot: _Slot, server_config, held: list[_Slot]) -> _Slot:
         """Wait for the slot's server. One started ahead that failed is retried alone: it may have failed
@@ -452,15 +491,26 @@ def baseline_results(job: SweepJob) -> dict[str, ProbeResult]:
     return {r.probe: ProbeResult.from_dict(r.result) for r in model_rows(job) if r.path == key}
 
 
+def switching(job: SweepJob) -> bool:
+    """Whether the job's workers keep their servers and switch paths between configs."""
+    if job.switch_paths is None:
+        from rys.serve_path import switches_in_place
+
+        job.switch_paths = switches_in_place(job.server.binary, job.model)
+    return job.switch_paths
+
+
 def run_configs(job: SweepJob, configs: list[Config], skip_baseline: bool = False) -> RunStats:
-    """Baseline first (unless skipped or already scored), then the configs in layer-reuse order."""
+    """Baseline first (unless skipped or already scored), then the configs in layer-reuse order (longest
+    path first when servers switch paths in place)."""
     stats = RunStats()
     if not skip_baseline:
         stats.add(_Run(job, [baseline(job.n_layers)], {}).run())
         if len(baseline_results(job)) < len(job.probes):
             raise SweepError("the baseline (unmodified model) could not be scored, so no delta can be computed",
                              f"see {job.results.failures} for the reason and the llama-server log tail")
-    configs = [c for c in order_for_reuse(configs) if not c.is_baseline]
+    order = order_for_switching if switching(job) else order_for_reuse
+    configs = [c for c in order(configs) if not c.is_baseline]
     stats.add(_Run(job, configs, baseline_results(job)).run())
     return stats
 

@@ -159,3 +159,9 @@ def order_for_reuse(configs: list[Config]) -> list[Config]:
         return (2, index)
 
     return [c for _, c in sorted(enumerate(unique), key=rank)]
+
+
+def order_for_switching(configs: list[Config]) -> list[Config]:
+    """order_for_reuse, then longest path first. A server that switches paths in place keeps the KV cache
+    it made for its first path, so every later (shorter or equal) path of a uniform model fits in it."""
+    return sorted(order_for_reuse(configs), key=lambda c: (not c.is_baseline, -len(c.path)))
