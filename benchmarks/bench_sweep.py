@@ -10,7 +10,9 @@ the probe with what a stock server offers (one forced request per continuation t
 delete the file. --reference-launch rys gives the reference rys's launch arguments too (-fit off and
 -fa off on a CPU-only build), so only the method differs. Ours: rys.sweep.runner.run_configs as `rys sweep` runs it
 (runtime layer paths on a patched server, else the layer store; one server per worker switched from
-path to path where the server has path-switch.patch (--switch off: a fresh server per config); a
+path to path where the server has path-switch.patch (--switch off: a fresh server per config), each
+config started from the baseline's residual rows after the layers it shares with the unmodified model
+where the server has prefix-resume.patch (--reuse-prefix off: every layer evaluated); a
 continuation scored in one request where the server has prompt-logprobs.patch; the next server started
 ahead with --prefetch on; shared token cache), with a cold layer store each time, so writing the shared layer files is counted. Both score the baseline
 too. The methods run in the order reference, rys, rys, reference (--rounds 2) so a change in machine
@@ -42,6 +44,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="runs per method, in the order A B B A A B ...")
     ap.add_argument("--switch", choices=("auto", "off"), default="auto",
                     help="rys keeps one server and switches its layer path where the build can (auto), or not")
+    ap.add_argument("--reuse-prefix", choices=("auto", "off"), default="auto",
+                    help="configs start from the baseline's kept residual rows where the build can (auto), or not")
     ap.add_argument("--prefetch", choices=("auto", "on", "off"), default="off",
                     help="rys: start the next server ahead (off: as `rys sweep` does by default; auto: when the build is CPU-only)")
     ap.add_argument("--reference-launch", choices=("peer", "rys"), default="peer",
@@ -119,7 +123,8 @@ def main() -> None:
         job = SweepJob(model=model, model_sha256=file_sha256(model), n_layers=n_layers, probes=[probe],
                        results=ResultStore(results), server=our_server, store=LayerStore(root=work / f"store{run}"),
                        progress=False, log=lambda _: None, prefetch=prefetch,
-                       switch_paths=False if args.switch == "off" else None)
+                       switch_paths=False if args.switch == "off" else None,
+                       reuse_prefix=False if args.reuse_prefix == "off" else None)
         t0 = time.monotonic()
         run_configs(job, configs)
         wall = time.monotonic() - t0
@@ -128,7 +133,9 @@ def main() -> None:
                   "start": sum(r.timings["server_start_s"] for r in rows),
                   "wait": sum(r.timings.get("ready_wait_s", r.timings["server_start_s"]) for r in rows),
                   "score": sum(r.timings["score_s"] for r in rows),
-                  "switched": sum(bool(r.timings.get("path_switched")) for r in rows)}
+                  "switched": sum(bool(r.timings.get("path_switched")) for r in rows),
+                  "reused": sum(r.timings.get("reused_layers", 0) for r in rows),
+                  "executed": sum(r.n_layers for r in rows)}
         shutil.rmtree(work / f"store{run}", ignore_errors=True)
         return wall, {r.path: r.score for r in rows}, phases, sum(r.timings["bytes_written"] for r in rows)
 
@@ -157,6 +164,9 @@ def main() -> None:
     print(f"(reference stop: {ref_ph['stop']:.2f} s; rys stops servers in the background; rys switched a "
           f"running server's path for {our_ph['switched']} of {len(configs) * args.rounds} configs instead of "
           "starting one: its 'start s' for those is the switch)")
+    if our_ph["reused"]:
+        print(f"prefix reuse: rys's configs started from the baseline's kept rows for {our_ph['reused']} of "
+              f"{our_ph['executed']} executed layers ({our_ph['reused'] / our_ph['executed']:.0%})")
     print(f"end-to-end speed-up: {ref_total / ours_total:.2f}x (per round: "
           + ", ".join(f"{a[0] / b[0]:.2f}x" for a, b in zip(runs["reference"], runs["rys"])) + "); "
           + (f"write phase {ref_ph['write'] / our_ph['write']:.1f}x faster, "

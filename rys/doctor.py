@@ -15,6 +15,7 @@ class DoctorReport:
     runtime_paths: bool | None = None  # None: could not be determined
     prompt_window: int = 0  # continuation tokens scored per request (0: one forced request per token)
     path_switch: bool = False  # a running server can switch layer paths (path-switch.patch)
+    prefix_reuse: bool = False  # requests can keep and start from residual rows (prefix-resume.patch)
     model: Path | None = None
     served: bool = False
     ready_seconds: float | None = None
@@ -33,12 +34,12 @@ def run_doctor(explicit_server=None, model_spec: str = "smollm2", server_args=()
     first_line = version.text.splitlines()[0] if version.text else "?"
     report = DoctorReport(binary=binary, version=first_line.removeprefix("version:").strip(), build=version.build)
     try:
+        from rys.llama.features import PATH_SWITCH, PREFIX_RESUME, has_feature
         from rys.llama.runtime import supports_runtime_paths
-
-        from rys.llama.features import PATH_SWITCH, has_feature
 
         report.runtime_paths = supports_runtime_paths(binary)
         report.path_switch = has_feature(binary, PATH_SWITCH)
+        report.prefix_reuse = has_feature(binary, PREFIX_RESUME)
     except ImportError:
         report.runtime_paths = None
     report.model = resolve_model(model_spec)

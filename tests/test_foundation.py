@@ -191,6 +191,7 @@ def test_doctor_serves_the_demo_model(llama_server_bin, smollm2):
     assert "serves       : ok" in result.stdout
     assert "Paris" in result.stdout
     assert "path switch  : no (a fresh server per config)" in result.stdout  # the stock build
+    assert "prefix reuse : no" in result.stdout
 
 
 @pytest.mark.server
@@ -201,6 +202,7 @@ def test_doctor_names_what_the_patched_build_adds(patched_bin):
     assert "runtime paths: yes" in result.stdout
     assert "continuations: scored in one request per 32 tokens" in result.stdout
     assert "path switch  : yes" in result.stdout
+    assert "prefix reuse : yes" in result.stdout
 
 
 def test_doctor_without_server_exits_with_the_fix(tmp_path):

@@ -85,12 +85,12 @@ def test_gemma3_switches_only_where_every_sliding_window_flag_stays(start, gemma
     # Gemma 3 270M: 18 layers, every 6th global (5, 11, 17), the rest sliding-window with a KV cache of
     # their own kind. A path fits only if each position keeps the kind it had at start.
     server = start(gemma3, None)
-    fits = [*range(0, 6), *range(0, 6), *range(12, 18)]  # layer 5 lands on position 11: global on global
+    fits = [*range(6), *range(6), *range(12, 18)]  # layer 5 lands on position 11: global on global
     server.client.set_layer_path(fits)
     fresh = start(gemma3, fits)
     assert _scores(server.client) == _scores(fresh.client)
     with pytest.raises(PathSwitchRefused, match="sliding window"):
-        server.client.set_layer_path([*range(0, 5), *range(6, 18)])  # layer 6 (sliding) at position 5 (global)
+        server.client.set_layer_path([*range(5), *range(6, 18)])  # layer 6 (sliding) at position 5 (global)
     assert _scores(server.client) == _scores(fresh.client)  # still on `fits`
 
 
@@ -134,7 +134,8 @@ def _sweep(model: Path, n_layers: int, binary: Path, results: Path, configs, swi
                    probes=[limit_items(load_probe("math-logprob"), 2)], results=ResultStore(results),
                    server=ServerConfig(binary=binary, ctx_size=256, extra_args=("-t", "1"),
                                        log_dir=results.parent / "logs"),
-                   progress=False, log=lambda _: None, switch_paths=switch)
+                   progress=False, log=lambda _: None, switch_paths=switch,
+                   reuse_prefix=False)  # switching alone; tests/test_prefix_resume.py adds prefix reuse
     stats = run_configs(job, configs)
     assert stats.failed == 0 and stats.scored == len(configs) + 1
     monkeypatch.setattr(manager.LlamaServer, "start", real_start)
@@ -168,9 +169,9 @@ def test_a_sweep_restarts_for_a_path_the_server_refuses(patched_bin, gemma3, tmp
     from rys.sweep.results import read_rows
     from rys.sweep.space import Config
 
-    longest = Config(tuple([*range(18), *range(12, 18)]))  # 24 layers, started first
-    fits = Config(tuple([*range(0, 6), *range(0, 6), *range(12, 18)]))  # same window kind at every position
-    refused = Config(tuple([*range(0, 5), *range(6, 18)]))  # layer 6 (sliding) where layer 5 (global) was
+    longest = Config((*range(18), *range(12, 18)))  # 24 layers, started first
+    fits = Config((*range(6), *range(6), *range(12, 18)))  # same window kind at every position
+    refused = Config((*range(5), *range(6, 18)))  # layer 6 (sliding) where layer 5 (global) was
     starts = _sweep(gemma3, 18, patched_bin, tmp_path / "g.jsonl", [refused, fits, longest], None, monkeypatch)
     assert len(starts) == 3  # baseline, longest (then switched to fits), refused
     rows = {r.path: r for r in read_rows(tmp_path / "g.jsonl")}

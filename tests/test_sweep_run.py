@@ -65,8 +65,9 @@ def test_two_workers_write_complete_rows_and_a_rerun_skips_them(job, tmp_path):
         assert layer_paths.parse_path(row.path) == (
             list(range(N)) if row.is_baseline else layer_paths.duplicate(row.i, row.j, N))
         assert set(row.timings) == {"materialize_s", "bytes_written", "server_start_s", "ready_wait_s", "score_s",
-                                    "path_switched"}
-        assert row.timings["path_switched"] is False  # a stock build: a fresh server per config
+                                    "path_switched", "reused_layers"}
+        # a stock build: a fresh server per config, every layer evaluated
+        assert row.timings["path_switched"] is False and row.timings["reused_layers"] == 0
         assert row.provenance["method"] in ("runtime", "rewrite")
         assert row.provenance["model_sha256"] == job(results).model_sha256
         assert row.provenance["llama_build"] and row.provenance["rys_version"]

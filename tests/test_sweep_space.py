@@ -78,3 +78,13 @@ def test_paths_file(tmp_path):
         read_paths_file(f, 10)
     with pytest.raises(SweepError, match="cannot read"):
         read_paths_file(tmp_path / "missing.txt", 10)
+
+
+def test_order_for_switching_runs_the_longest_path_first():
+    from rys.sweep.space import order_for_switching
+
+    configs = [block_config(0, 1, 10), block_config(2, 5, 10), baseline(10), block_config(4, 6, 10),
+               block_config(1, 3, 10)]
+    ordered = order_for_switching(configs)
+    assert ordered[0].is_baseline
+    assert [c.label for c in ordered[1:]] == ["(2,5)", "(1,3)", "(4,6)", "(0,1)"]  # 13, 12, 12, 11 layers

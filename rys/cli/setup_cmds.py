@@ -55,6 +55,8 @@ def doctor(llama_server, model, server_args) -> None:
                                     if report.prompt_window else "one forced request per token (stock build)"))
     click.echo("path switch  : " + ("yes (a sweep keeps one server per worker and switches its layer path)"
                                     if report.path_switch else "no (a fresh server per config)"))
+    click.echo("prefix reuse : " + ("yes (configs start from the baseline's residual rows after the layers they share)"
+                                    if report.prefix_reuse else "no (every config evaluates every layer)"))
     click.echo(f"test model   : {report.model}")
     click.echo(f"serves       : ok, ready in {report.ready_seconds:.1f} s; "
                f"'The capital of France is' -> {report.answer!r}")

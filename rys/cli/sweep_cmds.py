@@ -68,6 +68,9 @@ def _probes(spec: str, limit: int | None):
 @click.option("--switch/--no-switch", "switch", default=True, show_default=True,
               help="Keep each worker's llama-server and switch its layer path between configs where the build "
                    "can (rys setup llama-server --patched); --no-switch starts a fresh server for every config.")
+@click.option("--reuse-prefix/--no-reuse-prefix", "reuse_prefix", default=True, show_default=True,
+              help="With path switching and probes that only score prompts: the baseline keeps its residual "
+                   "stream and each config starts after the layers it shares with the unmodified model.")
 @click.option("--tmpdir", type=click.Path(file_okay=False, path_type=Path),
               help="Layer store directory (default: /dev/shm/rys-UID or $RYS_STORE_DIR).")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Configs marked and listed.")
@@ -78,7 +81,7 @@ def _probes(spec: str, limit: int | None):
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
 def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_block, stride, start_min, start_max,
               skip_early, skip_late, sparse_first, refine_top, paths_file, repeat, interleave, skip_baseline,
-              workers, worker_args, server_args, llama_server, ctx_size, slots, port, prefetch, switch, tmpdir, top_k,
+              workers, worker_args, server_args, llama_server, ctx_size, slots, port, prefetch, switch, reuse_prefix, tmpdir, top_k,
               report, report_dir, html, no_progress):
     """Measure layer paths of MODEL (a GGUF path or demo alias) on probes, resumably.
 
@@ -127,7 +130,7 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
                             port=port, log_dir=results.parent / f"{results.stem}-logs"),
         worker_args=[tuple(shlex.split(a)) for a in worker_args] or [()] * workers,
         store=LayerStore(root=tmpdir), progress=not no_progress, top_k=top_k, log=click.echo, prefetch=prefetch,
-        switch_paths=None if switch else False)
+        switch_paths=None if switch else False, reuse_prefix=None if reuse_prefix else False)
     click.echo(f"model {model_path.name}: {n_layers} layers; probes "
                + ", ".join(f"{p.name} ({len(p.items)} items)" for p in probes) + f"; results {results}")
     if paths_file:

@@ -12,6 +12,7 @@ from pathlib import Path
 LAYER_PATHS = "rys-layer-path-v1"  # --override-kv rys.layer_path=str:... runs that path (layer-path.patch)
 PROMPT_LOGPROBS = "rys-prompt-logprobs-v1"  # --rys-prompt-logprobs N (prompt-logprobs.patch)
 PATH_SWITCH = "rys-layer-path-switch-v1"  # POST /rys/layer-path switches a running server (path-switch.patch)
+PREFIX_RESUME = "rys-prefix-resume-v1"  # rys_capture_layers / rys_resume_layer requests (prefix-resume.patch)
 
 
 def has_feature(binary: str | Path, marker: str) -> bool:

@@ -113,6 +113,8 @@ class LlamaClient:
         self.retries = retries
         self._local = threading.local()
         self._props: ServerProps | None = None
+        # added to every /completion request, e.g. rys_capture_layers or rys_resume_layer (prefix-resume.patch)
+        self.request_fields: dict = {}
 
     # -- server info and tokens -------------------------------------------------------------------
 
@@ -277,7 +279,7 @@ class LlamaClient:
         return self.tokenize(text, add_special=add_special) if isinstance(text, str) else [int(t) for t in text]
 
     def _complete(self, prompt: Prompt, **params) -> dict:
-        payload = {"prompt": _payload(prompt), "temperature": 0.0, "cache_prompt": True, **params}
+        payload = {"prompt": _payload(prompt), "temperature": 0.0, "cache_prompt": True, **self.request_fields, **params}
         data = self._request("POST", "/completion", payload)
         if data.get("truncated"):
             raise RequestFailed("llama-server truncated the prompt to fit its context",

@@ -30,10 +30,12 @@ from rys import __version__
 from rys.errors import RysError
 from rys.probes import ProbeResult, ProbeSet, run_probe
 from rys.probes.stats import paired_delta
-from rys.sweep import SweepError
-from rys.sweep.rank import combined_ranking
 from rys.serve_path import METHOD_RUNTIME
 from rys.server.failures import PathSwitchRefused
+from rys.sweep import SweepError
+from rys.sweep import prefix as prefix_plan
+from rys.sweep.prefix import reuse_layer, suffix
+from rys.sweep.rank import combined_ranking
 from rys.sweep.results import Failure, ResultStore, Row
 from rys.sweep.space import Config, PairSpace, baseline, order_for_reuse, order_for_switching, refine_around
 
@@ -66,6 +68,12 @@ class SweepJob:
     # Keep each worker's server and switch its layer path between configs: None = wherever the build
     # can (rys.serve_path.switches_in_place), False = a fresh server for every config.
     switch_paths: bool | None = None
+    # Start each config from the baseline's residual rows after the layers it shares with the unmodified
+    # model (rys.sweep.prefix): None = wherever the build and the probes allow it, False = never.
+    reuse_prefix: bool | None = None
+    capture: list | None = field(default=None, repr=False)  # the layers whose rows the baseline keeps
+    reuse_uses: dict = field(default_factory=dict, repr=False)  # layer -> configs of the run that start there
+    parked: dict = field(default_factory=dict, repr=False)  # worker -> its server, kept between runs
     # Tokens and chat-templated prompts, which every config of the model shares (per server args).
     token_cache: dict = field(default_factory=dict, repr=False)
 
@@ -175,6 +183,9 @@ class _Slot:
         self.error: BaseException | None = None
         self.timings: dict = {}
         self.thread: threading.Thread | None = None
+        self.captured: frozenset = frozenset()  # layers whose rows its server keeps (prefix reuse)
+        self.primable = True  # False once its server refused the unmodified path (it cannot keep rows)
+        self.reuse_layer: int | None = None  # the config starts from the rows kept after this layer
 
     @property
     def server(self):
@@ -200,6 +211,7 @@ class _Run:
         self.active: set = set()  # live LlamaServers, stopped on interrupt
         self.closers: list[threading.Thread] = []
         self.switch = switching(job)
+        self.reuse = self.switch and reusing_prefix(job)
         self.ahead = job.prefetch and not self.switch  # a switch is quicker than any start it would hide
         self.fatal: BaseException | None = None
         self.bar = tqdm(total=self.todo.qsize(), unit="config", disable=not job.progress, dynamic_ncols=True)
@@ -245,7 +257,11 @@ class _Run:
         held: list[_Slot] = []  # slots this worker still has to close
         try:
             slot = None
-            resident = None  # the last config's slot, whose server may switch to the next path
+            resident = self.job.parked.pop(k, None)  # the last config's slot, whose server may switch paths
+            if resident is not None:
+                held.append(resident)
+                with self.lock:
+                    self.active.add(resident.server)  # stopped by this run's _halt too
             while not self.stop.is_set():
                 if slot is None:
                     config = self._take()
@@ -286,6 +302,9 @@ class _Run:
             self._halt()
         finally:
             for slot in held:
+                if slot is resident and self.reuse and self.fatal is None and not self.stop.is_set():
+                    self.job.parked[k] = slot  # it keeps the baseline's rows: the next run goes on with it
+                    continue
                 self._close(slot)
 
     def _open(self, k: int, config: Config, server_config, ahead: bool) -> _Slot:
@@ -323,12 +342,28 @@ class _Run:
 
     def _switch(self, resident: _Slot, config: Config, held: list[_Slot]) -> _Slot | None:
         """The config in the resident slot's server, switched to its path; None when the server refused
-        the path or failed (it is then closed, and the config gets a server of its own)."""
+        the path or failed (it is then closed, and the config gets a server of its own). With prefix
+        reuse the server runs only the part of the path after the baseline's kept rows."""
         from rys.serve_path import switch_served
 
         t0 = time.monotonic()
+        layer = reuse_layer(config.path, self.job.n_layers) if self.reuse else None
         try:
-            served = switch_served(resident.served, config.path)
+            if (layer is not None and resident.primable and layer not in resident.captured
+                    and layer in self._capture_plan(resident.server)):
+                try:
+                    self._prime(resident)
+                except PathSwitchRefused:
+                    resident.primable = False  # its KV cache cannot hold the unmodified path
+            served = None
+            if layer is not None and layer in resident.captured:
+                try:
+                    served = switch_served(resident.served, suffix(config.path, layer))
+                except PathSwitchRefused:
+                    pass
+            if served is None:
+                layer = None
+                served = switch_served(resident.served, config.path)
         except RysError as err:
             if not isinstance(err, PathSwitchRefused):
                 resident.server.mark_failed()  # keep its log: the next start will say more if it repeats
@@ -337,11 +372,52 @@ class _Run:
             return None
         slot = _Slot(config, ahead=False, stack=resident.stack)  # the server's lifetime moves to the new slot
         slot.served = served
+        slot.captured, slot.primable = resident.captured, resident.primable
+        slot.reuse_layer = layer
         seconds = round(time.monotonic() - t0, 4)
         slot.timings = {"materialize_s": 0.0, "bytes_written": 0, "server_start_s": seconds,
                         "ready_wait_s": seconds, "path_switched": True}
         held[held.index(resident)] = slot
         return slot
+
+    def _prime(self, resident: _Slot) -> None:
+        """Make the resident server keep the baseline's rows: switch it to the unmodified path and score
+        the probes there with capture (the scores are the baseline's, already written: not kept). Only
+        when the server has none, e.g. a second worker's, or after the baseline was scored in an
+        earlier run."""
+        from rys.probes import run_probe
+        from rys.serve_path import switch_served
+
+        resident.captured = frozenset()
+        served = switch_served(resident.served, range(self.job.n_layers))
+        client = self._client(served.server, tuple(self.job.server.extra_args), capture=True)
+        for probe in self.job.probes:
+            run_probe(client, probe)
+        resident.captured = frozenset(self.job.capture)
+
+    def _capture_plan(self, server) -> list[int]:
+        """The layers whose rows the baseline keeps: those the run's configs start from, the most used
+        first, within $RYS_PREFIX_MIB (default: the smaller of 2 GiB and a quarter of free memory)."""
+        job = self.job
+        if job.capture is None:
+            import psutil
+
+            budget_mib = os.environ.get("RYS_PREFIX_MIB")
+            budget = int(float(budget_mib) * 2**20) if budget_mib else min(
+                prefix_plan.DEFAULT_BUDGET_MIB * 2**20, psutil.virtual_memory().available // 4)
+            per_layer = prefix_plan.rows_bytes_per_layer(
+                (item.prompt for p in job.probes for item in p.items), server.client.props().n_embd)
+            job.capture = prefix_plan.choose_layers(job.reuse_uses, per_layer, budget)
+        return job.capture
+
+    def _client(self, server, cache_key: tuple, reuse_layer: int | None = None, capture: bool = False):
+        """A client for the server (shared token cache) that starts from kept rows, or keeps them."""
+        client = _caching_client(server, self.job.token_cache.setdefault(cache_key, {}))
+        if reuse_layer is not None:
+            client.request_fields = {"rys_resume_layer": int(reuse_layer)}
+        elif capture and self.job.capture:
+            client.request_fields = {"rys_capture_layers": [int(x) for x in self.job.capture]}
+        return client
 
     def _ready(self, k: int, slot: _Slot, server_config, held: list[_Slot]) -> _Slot:
         """Wait for the slot's server. One started ahead that failed is retried alone: it may have failed
@@ -374,15 +450,20 @@ class _Run:
             if slot.error is not None:
                 raise slot.error
             provenance = dict(self._provenance(server, server_config), method=slot.served.method)
-            client = _caching_client(server, job.token_cache.setdefault(tuple(server_config.extra_args), {}))
+            capture = self.reuse and config.is_baseline and bool(self._capture_plan(server))
+            client = self._client(server, tuple(server_config.extra_args), reuse_layer=slot.reuse_layer,
+                                  capture=capture)
             for probe in pending:
                 t0 = time.monotonic()
                 result = run_probe(client, probe)
-                row_timings = dict(slot.timings, score_s=round(time.monotonic() - t0, 4))
+                row_timings = dict(slot.timings, score_s=round(time.monotonic() - t0, 4),
+                                   reused_layers=0 if slot.reuse_layer is None else slot.reuse_layer + 1)
                 row = self._row(k, config, probe, result, row_timings, provenance)
                 job.results.append(row)
                 with self.lock:
                     self.rows.append(row)
+            if capture and len(pending) == len(job.probes):
+                slot.captured = frozenset(job.capture)  # every probe's prompts were scored with capture
             return True
         except _Stopped:
             return None
@@ -500,18 +581,39 @@ def switching(job: SweepJob) -> bool:
     return job.switch_paths
 
 
+def reusing_prefix(job: SweepJob) -> bool:
+    """Whether configs start from the baseline's kept rows (rys.sweep.prefix): a server that switches
+    paths and keeps rows (prefix-resume.patch), one slot, and probes that only score prompts."""
+    if job.reuse_prefix is None:
+        from rys.llama.features import PREFIX_RESUME, has_feature
+        from rys.probes.scorers import get_scorer
+
+        job.reuse_prefix = (switching(job) and has_feature(job.server.binary, PREFIX_RESUME)
+                             and job.server.slots == 1 and not any(get_scorer(p.scorer).generates for p in job.probes))
+    return bool(job.reuse_prefix) and switching(job)
+
+
 def run_configs(job: SweepJob, configs: list[Config], skip_baseline: bool = False) -> RunStats:
     """Baseline first (unless skipped or already scored), then the configs in layer-reuse order (longest
-    path first when servers switch paths in place)."""
+    path first when servers switch paths in place). With prefix reuse the baseline's server keeps the
+    rows the configs start from and scores them too."""
     stats = RunStats()
-    if not skip_baseline:
-        stats.add(_Run(job, [baseline(job.n_layers)], {}).run())
-        if len(baseline_results(job)) < len(job.probes):
-            raise SweepError("the baseline (unmodified model) could not be scored, so no delta can be computed",
-                             f"see {job.results.failures} for the reason and the llama-server log tail")
     order = order_for_switching if switching(job) else order_for_reuse
     configs = [c for c in order(configs) if not c.is_baseline]
-    stats.add(_Run(job, configs, baseline_results(job)).run())
+    if reusing_prefix(job):
+        job.capture = None  # planned from these configs once a server can say its width
+        job.reuse_uses = prefix_plan.layer_uses((c.path for c in configs), job.n_layers)
+    try:
+        if not skip_baseline:
+            stats.add(_Run(job, [baseline(job.n_layers)], {}).run())
+            if len(baseline_results(job)) < len(job.probes):
+                raise SweepError("the baseline (unmodified model) could not be scored, so no delta can be computed",
+                                 f"see {job.results.failures} for the reason and the llama-server log tail")
+        stats.add(_Run(job, configs, baseline_results(job)).run())
+    finally:
+        parked, job.parked = list(job.parked.values()), {}
+        for slot in parked:
+            slot.stack.close()  # stops its server
     return stats
 
 

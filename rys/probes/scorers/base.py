@@ -15,6 +15,7 @@ class Scorer:
     """
 
     name = ""
+    generates = False  # True when score_item generates text (not only scores the prompt)
 
     def check_item(self, item: ProbeItem) -> str | None:
         """What is wrong with this item for this scorer, or None."""

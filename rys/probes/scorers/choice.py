@@ -173,6 +173,7 @@ def choice_gen_outcome(answer: str, labels, gold: str) -> dict:
 
 class ChoiceGenScorer(ChoiceScorer):
     name = "choice-gen"
+    generates = True
 
     def score_item(self, client, probe, item):
         generation = client.generate(build_prompt(client, probe, item), max_tokens=probe.max_tokens)

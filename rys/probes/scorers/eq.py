@@ -46,6 +46,7 @@ def eq_chance_item(reference: dict[str, float]) -> float:
 
 class EqScorer(Scorer):
     name = "eq"
+    generates = True
 
     def check_item(self, item):
         ref = item.answer

@@ -45,6 +45,7 @@ def json_outcome(answer: str, required: dict) -> dict:
 
 class JsonScorer(Scorer):
     name = "json"
+    generates = True
 
     def check_item(self, item):
         if not isinstance(item.answer, dict) or not item.answer:

@@ -62,6 +62,7 @@ def cross_constant(items, table) -> tuple[float, str]:
 
 class NumberScorer(Scorer):
     name = "number"
+    generates = True
 
     def check_item(self, item):
         if isinstance(item.answer, bool) or not isinstance(item.answer, int):

@@ -1,0 +1,208 @@
+"""Prefix resume (vendor/llama.cpp/prefix-resume.patch), on the REAL patched llama-server: a config that
+starts with the unmodified model's first layers runs only the rest of its path, fed with the residual rows
+the baseline kept, and must score exactly what the whole path scores on a fresh server.
+
+Where real parts are required (CI=true or RYS_REQUIRE_REAL=1) a missing one fails the run; otherwise it skips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rys import paths as layer_paths
+from rys.llama.features import PREFIX_RESUME, has_feature
+from rys.llama.runtime import runtime_path_args
+from rys.server import LlamaServer, RequestFailed, ServerConfig
+from rys.sweep.prefix import reuse_layer, suffix
+
+pytestmark = pytest.mark.server
+
+CASES = [("The capital of France is", " Paris, and the capital of Italy is Rome."),
+         ("Question: What is 17 + 25?\nAnswer:", " 42")]
+
+
+@pytest.fixture
+def start(patched_bin, tmp_path):
+    """start(model, path or None, slots=1) -> a started patched server; all stopped at teardown."""
+    if not has_feature(patched_bin, PREFIX_RESUME):
+        pytest.fail(f"{patched_bin} predates prefix-resume.patch: run rys setup llama-server --patched")
+    started = []
+
+    def run(model: Path, path, slots: int = 1) -> LlamaServer:
+        args = ("-t", "1", *(runtime_path_args(path) if path is not None else ()))
+        server = LlamaServer(model, ServerConfig(binary=patched_bin, ctx_size=256, slots=slots, extra_args=args,
+                                                 log_dir=tmp_path / "logs"), name=f"pr{len(started)}")
+        started.append(server)
+        return server.start()
+
+    yield run
+    for server in started:
+        server.stop()
+
+
+def _scores(client, cache: bool = True) -> list:
+    """Continuation logprobs and a top-20 next-token distribution per case, each asked twice (the second
+    time from the prompt cache, unless cache=False)."""
+    if not cache:
+        client.request_fields = {**client.request_fields, "cache_prompt": False}
+    out = []
+    for _ in range(2):
+        for prefix, continuation in CASES:
+            out.append(client.score_continuation(prefix, continuation).logprobs)
+            dist = client.next_token(prefix, top_k=20)
+            out.append(list(zip(dist.ids.tolist(), dist.logprobs.tolist())))
+    return out
+
+
+def _capture(client, layers, cache: bool = True) -> list:
+    client.request_fields = {"rys_capture_layers": list(layers)}
+    try:
+        return _scores(client, cache)
+    finally:
+        client.request_fields = {}
+
+
+def _resumed(client, path, layer, cache: bool = True) -> list:
+    client.set_layer_path(suffix(path, layer))
+    client.request_fields = {"rys_resume_layer": layer}
+    try:
+        return _scores(client, cache)
+    finally:
+        client.request_fields = {}
+
+
+def test_a_resumed_config_scores_exactly_what_its_whole_path_scores(start, smollm2):
+    server = start(smollm2, None)
+    configs = [layer_paths.duplicate(i, j, 30) for i, j in ((0, 2), (6, 9), (20, 22))]
+    layers = [reuse_layer(p, 30) for p in configs]
+    assert layers == [1, 8, 21]
+    plain = _capture(server.client, layers)
+    for path, layer in zip(configs, layers):
+        fresh = start(smollm2, path)
+        assert _resumed(server.client, path, layer) == _scores(fresh.client), layer_paths.format_path(path)
+        fresh.stop()
+    # a plain request after resumed ones: cached prompts from injected rows are not reused
+    suffix_path = suffix(configs[-1], layers[-1])
+    alone = start(smollm2, suffix_path)
+    assert _scores(server.client) == _scores(alone.client)
+    server.client.set_layer_path(range(30))
+    assert _scores(server.client) == plain  # the capture did not change the baseline's scores
+
+
+def test_gemma3_injected_rows_skip_the_embedding_scale(start, gemma3):
+    # Gemma 3 scales token embeddings by sqrt(n_embd); rows fed back must not be. This suffix keeps every
+    # global-attention layer on a global position, so the identity server can switch to it.
+    # Without the prompt cache: this Q4_K_M model's scores depend on how a prompt is split into batches
+    # (a cached prefix moves them by up to 0.15 nats on any server), so only from-scratch scores compare.
+    path = [*range(12), *range(6, 18)]  # layers 6..11 twice
+    layer = reuse_layer(path, 18)
+    assert layer == 11 and suffix(path, layer) == [*range(6, 18)]
+    server = start(gemma3, None)
+    _capture(server.client, [layer], cache=False)
+    fresh = start(gemma3, path)
+    assert _resumed(server.client, path, layer, cache=False) == _scores(fresh.client, cache=False)
+
+
+def test_what_cannot_be_resumed_is_refused_with_the_reason(start, smollm2):
+    server = start(smollm2, None)
+    client = server.client
+    client.request_fields = {"rys_resume_layer": 5}
+    with pytest.raises(RequestFailed, match="no residual rows were kept for this prompt after layer 5"):
+        client.next_token("Never captured", top_k=1)
+    client.request_fields = {"rys_capture_layers": [29]}
+    with pytest.raises(RequestFailed, match="layer 29 is out of range; layers 0..28 can be captured"):
+        client.next_token("Hello", top_k=1)
+    client.request_fields = {"rys_capture_layers": [5]}
+    client.next_token("Hello", top_k=1)
+    client.request_fields = {"rys_resume_layer": 5}
+    with pytest.raises(RequestFailed, match="n_predict must be 0 or 1"):
+        client.generate("Hello", max_tokens=4)
+    client.request_fields = {"rys_capture_layers": [5], "rys_resume_layer": 5}
+    with pytest.raises(RequestFailed, match="not both"):
+        client.next_token("Hello", top_k=1)
+    two = start(smollm2, None, slots=2).client
+    two.request_fields = {"rys_capture_layers": [5]}
+    with pytest.raises(RequestFailed, match="one slot"):
+        two.next_token("Hello", top_k=1)
+    assert server.alive()
+
+
+def _sweep(model, n_layers, binary, results: Path, configs, monkeypatch, workers: int = 1, **options):
+    """A real sweep (math-logprob, 2 items); the names of the servers it started."""
+    from rys.gguf.provenance import file_sha256
+    from rys.probes import load_probe
+    from rys.server import manager
+    from rys.sweep.results import ResultStore
+    from rys.sweep.runner import SweepJob, limit_items, run_configs
+
+    starts = []
+    real_start = manager.LlamaServer.start
+
+    def spy(self):
+        starts.append(self.name)
+        return real_start(self)
+
+    monkeypatch.setattr(manager.LlamaServer, "start", spy)
+    try:
+        job = SweepJob(model=model, model_sha256=file_sha256(model), n_layers=n_layers,
+                       probes=[limit_items(load_probe("math-logprob"), 2)], results=ResultStore(results),
+                       server=ServerConfig(binary=binary, ctx_size=256, extra_args=("-t", "1"),
+                                           log_dir=results.parent / "logs"),
+                       worker_args=[()] * workers, progress=False, log=lambda _: None, **options)
+        stats = run_configs(job, configs)
+        assert stats.failed == 0
+    finally:
+        monkeypatch.setattr(manager.LlamaServer, "start", real_start)
+    return starts
+
+
+@pytest.mark.slow
+def test_a_resumed_sweep_writes_the_rows_of_a_sweep_that_restarts(patched_bin, smollm2, tmp_path, monkeypatch):
+    from rys.sweep.results import read_rows
+    from rys.sweep.space import block_config
+
+    first = [block_config(10, 12, 30), block_config(20, 23, 30), block_config(0, 1, 30)]
+    more = [block_config(4, 6, 30), block_config(25, 27, 30)]
+    resumed = tmp_path / "resumed.jsonl"
+    assert len(_sweep(smollm2, 30, patched_bin, resumed, first, monkeypatch)) == 1  # one server for everything
+    rows = read_rows(resumed)
+    assert [r.timings["reused_layers"] for r in rows] == [0, 23, 12, 1]  # longest path first
+    # the baseline is in the results now: the next run's first config starts a server of its own, which
+    # then keeps the baseline's rows (scored again, not written) for the configs after it
+    starts = _sweep(smollm2, 30, patched_bin, resumed, more, monkeypatch)
+    assert len(starts) == 1
+    later = read_rows(resumed)[len(rows):]
+    assert [(r.config, r.timings["reused_layers"]) for r in later] == [("(4,6)", 0), ("(25,27)", 27)]
+
+    restarted = tmp_path / "restarted.jsonl"
+    _sweep(smollm2, 30, patched_bin, restarted, first + more, monkeypatch, switch_paths=False)
+    expected = {r.path: r.result["items"] for r in read_rows(restarted)}
+    got = {r.path: r.result["items"] for r in read_rows(resumed)}
+    assert got == expected  # bit for bit, config by config
+
+    # two workers: the second one's server keeps the baseline's rows on its own before it resumes
+    two = tmp_path / "two.jsonl"
+    _sweep(smollm2, 30, patched_bin, two, first + more, monkeypatch, workers=2)
+    assert {r.path: r.result["items"] for r in read_rows(two)} == expected
+
+
+@pytest.mark.slow
+def test_a_gemma3_sweep_falls_back_where_a_suffix_does_not_fit(patched_bin, gemma3, tmp_path, monkeypatch):
+    # The baseline's server (18 positions, global attention at 5, 11, 17) cannot take `longest`'s suffix
+    # 17,12..17 (a global layer at position 0) nor its whole path (24 layers): a fresh server runs it. That
+    # server keeps no rows yet, so it primes itself on the unmodified path, then runs the other two
+    # configs' suffixes, which keep every global layer on a global position.
+    from rys.sweep.results import read_rows
+    from rys.sweep.space import Config
+
+    longest = Config((*range(18), *range(12, 18)))
+    fits = Config((*range(6), *range(6), *range(12, 18)))
+    shifted = Config((*range(5), *range(6, 18)))
+    starts = _sweep(gemma3, 18, patched_bin, tmp_path / "g.jsonl", [shifted, fits, longest], monkeypatch)
+    assert len(starts) == 2  # the baseline's server, then one for `longest`
+    rows = {r.path: r for r in read_rows(tmp_path / "g.jsonl")}
+    assert {p: r.timings["reused_layers"] for p, r in rows.items()} == {
+        "0..17": 0, longest.key: 0, fits.key: 6, shifted.key: 5}
+    assert all(r.n_items == 2 for r in rows.values())
