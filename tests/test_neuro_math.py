@@ -174,4 +174,6 @@ def test_share_cores_gives_each_server_in_flight_its_share(monkeypatch):
     assert share_cores(["-ngl", "0"], 2) == ["-ngl", "0", "--threads", "2"]
     assert share_cores([], 1) == []  # one server: llama-server's own default
     assert share_cores(["-t", "3"], 2) == ["-t", "3"]  # the user's choice wins
+    assert share_cores(["--threads=3"], 2) == ["--threads=3"]
+    assert share_cores(["-t=3"], 2) == ["-t=3"]
     assert share_cores([], 8) == ["--threads", "1"]

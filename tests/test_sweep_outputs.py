@@ -194,3 +194,4 @@ def test_servers_start_ahead_only_on_the_cpu(tmp_path, fake_devices):
     assert shared_cpu_threads([], [], 1) == ["--threads", str(max(1, cores // 2))]
     assert shared_cpu_threads([], [], 4) == ["--threads", str(max(1, cores // 8))]
     assert shared_cpu_threads(["-t", "3"], [], 1) == [] and shared_cpu_threads([], [["--threads", "2"]], 1) == []
+    assert shared_cpu_threads(["--threads=3"], [], 1) == [] and shared_cpu_threads([], [["-t=2"]], 1) == []

@@ -38,8 +38,10 @@ def share_cores(server_args: Sequence[str], workers: int) -> list[str]:
     """server_args plus --threads giving each of `workers` servers in flight its share of the cores,
     unless the user chose --threads: left alone every server takes every core, and their spin-waiting
     threads then slow each other down many times over."""
+    from rys.llama.features import flag_value
+
     args = list(server_args)
-    if workers > 1 and not any(a in ("-t", "--threads") or a.startswith("--threads=") for a in args):
+    if workers > 1 and all(flag_value(args, f) is None for f in ("-t", "--threads")):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         args += ["--threads", str(max(1, cores // workers))]
     return args

@@ -128,7 +128,9 @@ def shared_cpu_threads(extra_args, worker_args: list, workers: int) -> list[str]
     """llama-server arguments giving each of the 2 x workers servers that run at once (one scoring, one
     starting ahead) its share of the cores, unless the user chose --threads. Left alone, every server
     takes all cores and their spin-waiting threads slow each other down many times over."""
-    if any(a in THREAD_FLAGS for a in [*extra_args, *(a for w in worker_args for a in w)]):
+    from rys.llama.features import flag_value
+
+    if any(flag_value(args, f) is not None for args in (extra_args, *worker_args) for f in THREAD_FLAGS):
         return []
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return ["--threads", str(max(1, cores // (2 * max(1, workers))))]
