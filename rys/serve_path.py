@@ -118,6 +118,62 @@ def switch_served(served: ServedPath, path: Sequence[int]) -> ServedPath:
     return dataclasses.replace(served, materialize_s=0.0, bytes_written=0)
 
 
+class PathSession:
+    """One running llama-server that serves many layer paths of one model in turn: switched from path to
+    path (switch_served), and, when `capture` names layers, with prefix reuse (rys.prefix): requests on
+    the unmodified path keep the rows after those layers, and a later path that starts with the
+    unmodified model's layers 0..L runs only its part after L, fed with the rows kept after L.
+
+    The caller scores; the session says how: `switch(path)` returns L (send `{"rys_resume_layer": L}`) or
+    None (score as usual), and `capture_fields()` are the fields for the unmodified path's requests."""
+
+    def __init__(self, served: ServedPath, n_layers: int, capture=()):
+        self.served = served
+        self.n_layers = n_layers
+        self.capture = sorted(int(x) for x in capture)  # layers whose rows the unmodified path keeps
+        self.captured: frozenset = frozenset()  # layers whose rows the server holds for every prompt
+        self.primable = True  # False once the server refused the unmodified path (it cannot keep rows)
+
+    @property
+    def server(self):
+        return self.served.server
+
+    def capture_fields(self) -> dict:
+        return {"rys_capture_layers": list(self.capture)} if self.capture else {}
+
+    def mark_captured(self) -> None:
+        """Every prompt the caller will score was scored with capture_fields() on the unmodified path."""
+        self.captured = frozenset(self.capture)
+
+    def switch(self, path, prime=None) -> int | None:
+        """Run `path` from the next request on. Returns the layer whose kept rows the requests start from,
+        or None when they run the whole path. `prime(fields)`, when given, scores the caller's prompts on
+        the unmodified path with those request fields; it runs first if the rows this path needs are not
+        kept yet. PathSwitchRefused (the server keeps its old path): neither the path nor its suffix fits."""
+        from rys.prefix import reuse_layer, suffix
+        from rys.server import PathSwitchRefused
+
+        path = list(path)
+        layer = reuse_layer(path, self.n_layers) if self.capture else None
+        if layer in self.capture and layer not in self.captured and self.primable and prime is not None:
+            try:
+                switch_served(self.served, range(self.n_layers))
+            except PathSwitchRefused:
+                self.primable = False  # its KV cache cannot hold the unmodified path
+            else:
+                self.captured = frozenset()
+                prime(self.capture_fields())
+                self.mark_captured()
+        if layer is not None and layer in self.captured:
+            try:
+                switch_served(self.served, suffix(path, layer))
+                return layer
+            except PathSwitchRefused:
+                pass
+        switch_served(self.served, path)
+        return None
+
+
 @contextmanager
 def serve_path(model: str | Path, path: Sequence[int], config, store=None, name: str = "path",
                method: str | None = None, start: bool = False) -> Iterator[ServedPath]:

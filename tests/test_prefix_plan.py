@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rys import paths as layer_paths
-from rys.sweep.prefix import choose_layers, layer_uses, reuse_layer, rows_bytes_per_layer, suffix
+from rys.prefix import choose_layers, layer_uses, reuse_layer, rows_bytes_per_layer, suffix
 
 
 def test_resume_layer_is_the_last_layer_shared_with_the_unmodified_model():

@@ -14,8 +14,8 @@ import pytest
 from rys import paths as layer_paths
 from rys.llama.features import PREFIX_RESUME, has_feature
 from rys.llama.runtime import runtime_path_args
+from rys.prefix import reuse_layer, suffix
 from rys.server import LlamaServer, RequestFailed, ServerConfig
-from rys.sweep.prefix import reuse_layer, suffix
 
 pytestmark = pytest.mark.server
 
@@ -206,3 +206,34 @@ def test_a_gemma3_sweep_falls_back_where_a_suffix_does_not_fit(patched_bin, gemm
     assert {p: r.timings["reused_layers"] for p, r in rows.items()} == {
         "0..17": 0, longest.key: 0, fits.key: 6, shifted.key: 5}
     assert all(r.n_items == 2 for r in rows.values())
+
+
+@pytest.mark.slow
+def test_ablations_on_one_switched_server_equal_ablations_on_their_own_servers(patched_bin, smollm2, tmp_path,
+                                                                                monkeypatch):
+    # rys ablate / circuit: one server for the baseline and every skip path, each skip of layer s run from
+    # the rows kept after layer s-1 (only layers s+1.. evaluated); the same item records as one server
+    # per path.
+    from rys.neuro.ablate import score_skips
+    from rys.probes import load_probe
+    from rys.server import manager
+    from rys.sweep.runner import limit_items
+
+    probe = limit_items(load_probe("math-logprob"), 2)
+    config = ServerConfig(binary=patched_bin, ctx_size=256, extra_args=("-t", "1"), log_dir=tmp_path / "logs")
+    skips = [(0,), (3,), (17,), (28,), (29,), (10, 11), (5, 20)]
+    starts = []
+    real_start = manager.LlamaServer.start
+
+    def spy(self):
+        starts.append(self.name)
+        return real_start(self)
+
+    monkeypatch.setattr(manager.LlamaServer, "start", spy)
+    switched = score_skips(smollm2, probe, config, skips)
+    assert len(starts) == 1
+    alone = score_skips(smollm2, probe, config, skips, switch=False, workers=1)
+    assert len(starts) == 1 + 1 + len(skips)
+    assert not switched.failed and not alone.failed
+    assert switched.baseline.items == alone.baseline.items
+    assert {s: r.items for s, r in switched.results.items()} == {s: r.items for s, r in alone.results.items()}

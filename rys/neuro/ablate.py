@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -111,11 +111,64 @@ class Journal:
             os.fsync(fh.fileno())
 
 
+def _switched(model: Path, probe, config, todo: list[Skip], n_layers: int,
+              measure: Callable[[Skip], ProbeResult | str]) -> Iterator[tuple[Skip, ProbeResult | str]]:
+    """(skip, outcome) for `todo` in order, on one llama-server switched from path to path. With prefix
+    reuse (rys.prefix: one slot, a probe that only scores prompts, a build with prefix-resume.patch) the
+    baseline's prompts keep the rows after the layers the skip paths start from, and skipping layer s runs
+    only layers s+1.. from the rows kept after layer s-1. A path the server refuses, and every path after
+    the server failed, gets a server of its own (`measure`); outcomes are as measure's."""
+    from rys import prefix
+    from rys.llama.features import PREFIX_RESUME, has_feature
+    from rys.probes.scorers import get_scorer
+    from rys.serve_path import PathSession, serve_path
+    from rys.server import LlamaClient, PathSwitchRefused, ServerError
+
+    paths = {s: layer_paths.skip(s, n_layers) for s in todo if s}
+    reuse = (has_feature(config.binary, PREFIX_RESUME) and config.slots == 1
+             and not get_scorer(probe.scorer).generates)
+    with serve_path(Path(model), range(n_layers), config, name="neuro-paths", start=True) as served:
+
+        def score(fields: dict) -> ProbeResult:
+            client = LlamaClient(served.server.url, server=served.server)
+            client.request_fields = fields
+            return run_probe(client, probe)
+
+        capture = ()
+        if reuse:
+            per_layer = prefix.rows_bytes_per_layer((i.prompt for i in probe.items), served.server.client.props().n_embd)
+            capture = prefix.choose_layers(prefix.layer_uses(paths.values(), n_layers), per_layer, prefix.budget_bytes())
+        session = PathSession(served, n_layers, capture)
+        dead = False
+        for skipped in todo:
+            if dead:
+                yield skipped, measure(skipped)
+                continue
+            try:
+                if not skipped:  # the server starts on the unmodified path: the baseline keeps the rows
+                    result = score(session.capture_fields())
+                    session.mark_captured()
+                    yield skipped, result
+                    continue
+                layer = session.switch(paths[skipped], prime=score)
+                yield skipped, score({} if layer is None else {"rys_resume_layer": layer})
+            except PathSwitchRefused:
+                yield skipped, measure(skipped)
+            except ServerError as err:
+                if not skipped:
+                    raise  # without a baseline nothing can be measured
+                served.server.mark_failed()
+                dead = not served.server.alive()
+                yield skipped, err.message
+
+
 def score_skips(model: Path, probe, config, skips: Sequence[Skip], *, journal: Path | None = None,
                 store=None, workers: int = 2, previous: SkipScores | None = None,
-                on_done: Callable[[Skip, str], None] | None = None) -> SkipScores:
+                on_done: Callable[[Skip, str], None] | None = None, switch: bool = True) -> SkipScores:
     """The probe on the original model and on every skip path, resuming from `journal` and reusing
-    the results of a `previous` run of the same probe."""
+    the results of a `previous` run of the same probe. On a build that switches paths in place (and
+    `switch`), one server runs them all, each from the baseline's kept rows where it can (_switched);
+    otherwise `workers` servers at a time, one per path."""
     from rys.gguf import SurgeryError
     from rys.gguf.source import open_source
     from rys.server import ServerError
@@ -141,7 +194,13 @@ def score_skips(model: Path, probe, config, skips: Sequence[Skip], *, journal: P
 
     todo = [s for s in dict.fromkeys([(), *(tuple(sorted(s)) for s in skips)]) if s not in done]
     failed = {}
-    for skipped, outcome in in_order(measure, todo, workers):
+    from rys.serve_path import switches_in_place
+
+    if switch and todo and switches_in_place(config.binary, model):
+        outcomes = _switched(model, probe, config, todo, n_layers, measure)
+    else:
+        outcomes = in_order(measure, todo, workers)
+    for skipped, outcome in outcomes:
         if isinstance(outcome, str):
             failed[skipped] = outcome
         else:

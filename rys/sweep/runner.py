@@ -27,14 +27,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rys import __version__
+from rys import prefix as prefix_plan
 from rys.errors import RysError
 from rys.probes import ProbeResult, ProbeSet, run_probe
 from rys.probes.stats import paired_delta
 from rys.serve_path import METHOD_RUNTIME
 from rys.server.failures import PathSwitchRefused
 from rys.sweep import SweepError
-from rys.sweep import prefix as prefix_plan
-from rys.sweep.prefix import reuse_layer, suffix
 from rys.sweep.rank import combined_ranking
 from rys.sweep.results import Failure, ResultStore, Row
 from rys.sweep.space import Config, PairSpace, baseline, order_for_reuse, order_for_switching, refine_around
@@ -69,7 +68,7 @@ class SweepJob:
     # can (rys.serve_path.switches_in_place), False = a fresh server for every config.
     switch_paths: bool | None = None
     # Start each config from the baseline's residual rows after the layers it shares with the unmodified
-    # model (rys.sweep.prefix): None = wherever the build and the probes allow it, False = never.
+    # model (rys.prefix): None = wherever the build and the probes allow it, False = never.
     reuse_prefix: bool | None = None
     capture: list | None = field(default=None, repr=False)  # the layers whose rows the baseline keeps
     reuse_uses: dict = field(default_factory=dict, repr=False)  # layer -> configs of the run that start there
@@ -185,8 +184,7 @@ class _Slot:
         self.error: BaseException | None = None
         self.timings: dict = {}
         self.thread: threading.Thread | None = None
-        self.captured: frozenset = frozenset()  # layers whose rows its server keeps (prefix reuse)
-        self.primable = True  # False once its server refused the unmodified path (it cannot keep rows)
+        self.session = None  # rys.serve_path.PathSession: its server's paths and kept rows, once switched
         self.reuse_layer: int | None = None  # the config starts from the rows kept after this layer
 
     @property
@@ -346,26 +344,16 @@ class _Run:
         """The config in the resident slot's server, switched to its path; None when the server refused
         the path or failed (it is then closed, and the config gets a server of its own). With prefix
         reuse the server runs only the part of the path after the baseline's kept rows."""
-        from rys.serve_path import switch_served
-
         t0 = time.monotonic()
-        layer = reuse_layer(config.path, self.job.n_layers) if self.reuse else None
+        session = self._session(resident)
+
+        def prime(fields: dict) -> None:  # the baseline's prompts with capture; scores already written
+            client = self._client(session.server, tuple(self.job.server.extra_args), fields)
+            for probe in self.job.probes:
+                run_probe(client, probe)
+
         try:
-            if (layer is not None and resident.primable and layer not in resident.captured
-                    and layer in self._capture_plan(resident.server)):
-                try:
-                    self._prime(resident)
-                except PathSwitchRefused:
-                    resident.primable = False  # its KV cache cannot hold the unmodified path
-            served = None
-            if layer is not None and layer in resident.captured:
-                try:
-                    served = switch_served(resident.served, suffix(config.path, layer))
-                except PathSwitchRefused:
-                    pass
-            if served is None:
-                layer = None
-                served = switch_served(resident.served, config.path)
+            layer = session.switch(config.path, prime=prime)
         except RysError as err:
             if not isinstance(err, PathSwitchRefused):
                 resident.server.mark_failed()  # keep its log: the next start will say more if it repeats
@@ -373,52 +361,36 @@ class _Run:
             self._close(resident)
             return None
         slot = _Slot(config, ahead=False, stack=resident.stack)  # the server's lifetime moves to the new slot
-        slot.served = served
-        slot.captured, slot.primable = resident.captured, resident.primable
-        slot.reuse_layer = layer
+        slot.served, slot.session, slot.reuse_layer = resident.served, session, layer
         seconds = round(time.monotonic() - t0, 4)
         slot.timings = {"materialize_s": 0.0, "bytes_written": 0, "server_start_s": seconds,
                         "ready_wait_s": seconds, "path_switched": True}
         held[held.index(resident)] = slot
         return slot
 
-    def _prime(self, resident: _Slot) -> None:
-        """Make the resident server keep the baseline's rows: switch it to the unmodified path and score
-        the probes there with capture (the scores are the baseline's, already written: not kept). Only
-        when the server has none, e.g. a second worker's, or after the baseline was scored in an
-        earlier run."""
-        from rys.probes import run_probe
-        from rys.serve_path import switch_served
+    def _session(self, slot: _Slot):
+        """The slot's PathSession (made on first use: the capture plan needs the server's width)."""
+        from rys.serve_path import PathSession
 
-        resident.captured = frozenset()
-        served = switch_served(resident.served, range(self.job.n_layers))
-        client = self._client(served.server, tuple(self.job.server.extra_args), capture=True)
-        for probe in self.job.probes:
-            run_probe(client, probe)
-        resident.captured = frozenset(self.job.capture)
+        if slot.session is None:
+            capture = self._capture_plan(slot.server) if self.reuse else ()
+            slot.session = PathSession(slot.served, self.job.n_layers, capture)
+        return slot.session
 
     def _capture_plan(self, server) -> list[int]:
         """The layers whose rows the baseline keeps: those the run's configs start from, the most used
         first, within $RYS_PREFIX_MIB (default: the smaller of 2 GiB and a quarter of free memory)."""
         job = self.job
         if job.capture is None:
-            import psutil
-
-            budget_mib = os.environ.get("RYS_PREFIX_MIB")
-            budget = int(float(budget_mib) * 2**20) if budget_mib else min(
-                prefix_plan.DEFAULT_BUDGET_MIB * 2**20, psutil.virtual_memory().available // 4)
             per_layer = prefix_plan.rows_bytes_per_layer(
                 (item.prompt for p in job.probes for item in p.items), server.client.props().n_embd)
-            job.capture = prefix_plan.choose_layers(job.reuse_uses, per_layer, budget)
+            job.capture = prefix_plan.choose_layers(job.reuse_uses, per_layer, prefix_plan.budget_bytes())
         return job.capture
 
-    def _client(self, server, cache_key: tuple, reuse_layer: int | None = None, capture: bool = False):
-        """A client for the server (shared token cache) that starts from kept rows, or keeps them."""
+    def _client(self, server, cache_key: tuple, fields: dict | None = None):
+        """A client for the server (shared token cache) that adds `fields` to its completion requests."""
         client = _caching_client(server, self.job.token_cache.setdefault(cache_key, {}))
-        if reuse_layer is not None:
-            client.request_fields = {"rys_resume_layer": int(reuse_layer)}
-        elif capture and self.job.capture:
-            client.request_fields = {"rys_capture_layers": [int(x) for x in self.job.capture]}
+        client.request_fields = dict(fields or {})
         return client
 
     def _ready(self, k: int, slot: _Slot, server_config, held: list[_Slot]) -> _Slot:
@@ -452,9 +424,12 @@ class _Run:
             if slot.error is not None:
                 raise slot.error
             provenance = dict(self._provenance(server, server_config), method=slot.served.method)
-            capture = self.reuse and config.is_baseline and bool(self._capture_plan(server))
-            client = self._client(server, tuple(server_config.extra_args), reuse_layer=slot.reuse_layer,
-                                  capture=capture)
+            capture = self.reuse and config.is_baseline
+            if slot.reuse_layer is not None:
+                fields = {"rys_resume_layer": slot.reuse_layer}
+            else:
+                fields = self._session(slot).capture_fields() if capture else {}
+            client = self._client(server, tuple(server_config.extra_args), fields)
             for probe in pending:
                 t0 = time.monotonic()
                 result = run_probe(client, probe)
@@ -465,7 +440,7 @@ class _Run:
                 with self.lock:
                     self.rows.append(row)
             if capture and len(pending) == len(job.probes):
-                slot.captured = frozenset(job.capture)  # every probe's prompts were scored with capture
+                self._session(slot).mark_captured()  # every probe's prompts were scored with capture
             return True
         except _Stopped:
             return None
@@ -584,7 +559,7 @@ def switching(job: SweepJob) -> bool:
 
 
 def reusing_prefix(job: SweepJob) -> bool:
-    """Whether configs start from the baseline's kept rows (rys.sweep.prefix): a server that switches
+    """Whether configs start from the baseline's kept rows (rys.prefix): a server that switches
     paths and keeps rows (prefix-resume.patch), one slot, and probes that only score prompts."""
     if job.reuse_prefix is None:
         from rys.llama.features import PREFIX_RESUME, has_feature

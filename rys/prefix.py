@@ -4,16 +4,19 @@ A duplication config (i, j) runs layers 0..j-1 exactly as the unmodified model d
 so their output (the residual stream after layer j-1) is the baseline's. On a server built with
 vendor/llama.cpp/prefix-resume.patch the baseline's requests keep those rows (`rys_capture_layers`), and
 the config then runs only the rest of its path on the same server, fed with the kept rows
-(`rys_resume_layer`): the same numbers as the whole path, for fewer layers. Pure planning here; the
-sweep runner drives it.
+(`rys_resume_layer`): the same numbers as the whole path, for fewer layers. The same holds for any path
+that starts with the unmodified model's first layers (a skip-one ablation of layer s shares 0..s-1).
+Pure planning here; rys.serve_path.PathSession drives a server with it (sweeps, ablations).
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 DEFAULT_BUDGET_MIB = 2048  # kept rows at most, unless $RYS_PREFIX_MIB says otherwise
+BUDGET_ENV = "RYS_PREFIX_MIB"
 PROMPT_TOKENS_PER_CHAR = 0.5  # an over-estimate: English text runs about 0.25 tokens per character
 TEMPLATE_TOKENS = 64  # what a chat template adds around a prompt, at most for the demo models
 
@@ -51,3 +54,13 @@ def choose_layers(uses: Counter, bytes_per_layer: int, budget_bytes: int) -> lis
     fit = max(0, budget_bytes // bytes_per_layer)
     ranked = sorted(uses, key=lambda layer: (-uses[layer], layer))
     return sorted(ranked[:fit])
+
+
+def budget_bytes() -> int:
+    """What kept rows may take: $RYS_PREFIX_MIB, else the smaller of 2 GiB and a quarter of free memory."""
+    import psutil
+
+    mib = os.environ.get(BUDGET_ENV)
+    if mib:
+        return int(float(mib) * 2**20)
+    return min(DEFAULT_BUDGET_MIB * 2**20, psutil.virtual_memory().available // 4)
