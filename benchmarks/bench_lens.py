@@ -1,8 +1,9 @@
 """Cost of a full logit lens against plain next-token requests, measured in one run.
 
 Target: a full lens over all N layers of SmolLM2 for one prompt (materialization into a fresh layer
-store, N + 1 server starts, full-vocabulary requests) costs at most 3x the time of N next-token
-requests on the full model. Both ratios are printed: against N full-vocabulary requests (the same
+store, N + 1 server starts, full-vocabulary requests; on a build that switches paths in place, one server
+and each layer run from the kept rows, `--switch off` for the former) costs at most 3x the time of N
+next-token requests on the full model. Both ratios are printed: against N full-vocabulary requests (the same
 answer the lens reads per layer) and against N top-1 requests.
 
     .venv/bin/python benchmarks/bench_lens.py [--model smollm2] [--workers 2] [--server-args "..."]
@@ -26,6 +27,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ctx-size", type=int, default=128)
     parser.add_argument("--server-args", default="")
+    parser.add_argument("--switch", choices=("auto", "off"), default="auto",
+                        help="one switched server for every layer where the build can (auto), or a server per layer")
     args = parser.parse_args()
 
     from rys.gguf import LayerStore
@@ -34,6 +37,7 @@ def main() -> None:
     from rys.models import resolve_model
     from rys.neuro.lens import LensPrompt, run_lens
     from rys.neuro.pipeline import share_cores
+    from rys.serve_path import switches_in_place
     from rys.server import LlamaServer, ServerConfig
 
     model = resolve_model(args.model)
@@ -55,8 +59,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rys-bench-lens-") as tmp:
         config = ServerConfig(binary=find_llama_server(), ctx_size=args.ctx_size, extra_args=args.server_args,
                               log_dir=Path(tmp) / "logs")
-        # the lens servers share the cores as `rys lens` does
-        lens_config = dataclasses.replace(config, extra_args=share_cores(config.extra_args, args.workers))
+        # the lens servers share the cores as `rys lens` does; one switched server needs no share
+        switched = args.switch == "auto" and switches_in_place(config.binary, model)
+        workers = 1 if switched else args.workers
+        lens_config = dataclasses.replace(config, extra_args=share_cores(config.extra_args, workers))
 
         def baseline() -> dict[str, float]:
             # The plain requests get the faster of llama-server's default threads and the lens's share, so
@@ -70,14 +76,15 @@ def main() -> None:
         store = LayerStore(Path(tmp) / "store")  # cold: every truncated path is materialized in the run
         start = time.perf_counter()
         result = run_lens(model, [LensPrompt("p", args.prompt, args.answer)], lens_config, store=store,
-                          workers=args.workers)
+                          workers=workers, switch=switched)
         lens_s = time.perf_counter() - start
         after = baseline()
     timings = {k: (before[k] + after[k]) / 2 for k in before}
 
     print(f"model {model.name}: {n_layers} layers, vocabulary {result.n_vocab}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"full lens ({n_layers} truncated paths + the original model, workers={args.workers}): {lens_s:.2f} s "
+    method = "one switched server, each layer from the kept rows" if switched else f"workers={workers}"
+    print(f"full lens ({n_layers} truncated paths + the original model, {method}): {lens_s:.2f} s "
           f"({lens_s / n_layers:.3f} s per layer); self-test KL {result.self_test_kl_bits:.1e} bits")
     for label, seconds in timings.items():
         print(f"{n_layers} {label} next-token requests on the full model: {seconds:.2f} s (before {before[label]:.2f}, "

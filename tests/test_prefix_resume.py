@@ -237,3 +237,33 @@ def test_ablations_on_one_switched_server_equal_ablations_on_their_own_servers(p
     assert not switched.failed and not alone.failed
     assert switched.baseline.items == alone.baseline.items
     assert {s: r.items for s, r in switched.results.items()} == {s: r.items for s, r in alone.results.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, layers", [("smollm2", [0, 3, 17, 28]), ("gemma3", [0, 5, 6, 11])])
+def test_a_lens_on_one_switched_server_equals_a_lens_on_a_server_per_layer(patched_bin, model, layers, tmp_path,
+                                                                            monkeypatch, request):
+    # rys lens: one server reads every layer; the lens at layer L runs only layer L from the rows kept
+    # after L-1 (on Gemma 3 a global layer cannot sit at position 0, so those layers run their whole
+    # truncated path). The same stats as one server per truncated path, and the self-test stays exact.
+    from rys.neuro.lens import LensPrompt, run_lens
+    from rys.server import manager
+
+    gguf = request.getfixturevalue(model)
+    prompts = [LensPrompt("paris", "The capital of France is", "Paris")]
+    config = ServerConfig(binary=patched_bin, ctx_size=256, extra_args=("-t", "1"), log_dir=tmp_path / "logs")
+    starts = []
+    real_start = manager.LlamaServer.start
+
+    def spy(self):
+        starts.append(self.name)
+        return real_start(self)
+
+    monkeypatch.setattr(manager.LlamaServer, "start", spy)
+    one = run_lens(gguf, prompts, config, layers=layers)
+    assert starts == ["lens"]
+    per_layer = run_lens(gguf, prompts, config, layers=layers, switch=False, workers=1)
+    assert len(starts) > 2
+    assert one.self_test_kl_bits == 0.0
+    for a, b in zip(one.prompts, per_layer.prompts):
+        assert a.layers == b.layers

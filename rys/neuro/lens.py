@@ -8,6 +8,7 @@ KL to the original must be ~0: the built-in self-test of the rewriter and the le
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from rys.neuro import NeuroError, hidden
 from rys.neuro.lens_math import LayerStats, layer_stats, normalize, summary_layers
 from rys.neuro.pipeline import in_order
 from rys.probes import open_target
+from rys.serve_path import switches_in_place
 
 SELF_TEST_KL_BITS = 1e-3  # at the last layer the lens must reproduce the model: KL below this passes
 
@@ -111,8 +113,13 @@ def answer_token(client, text: str, answer: str) -> int:
 def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: LensPrompt | None = None,
              with_hidden: bool = False, top_k: int = 5, layers: Sequence[int] | None = None,
              save_hidden: Path | None = None, store=None, workers: int = 2,
-             on_layer: Callable[[int, int], None] | None = None) -> LensResult:
+             on_layer: Callable[[int, int], None] | None = None, switch: bool = True) -> LensResult:
     """Lens every prompt at every layer in `layers` (default all; the last layer is always read).
+
+    Without hidden states, on a build that switches paths in place (and `switch`), one server reads every
+    layer (_one_server): the original model's requests keep the residual stream, and the lens at layer L
+    runs only layer L from the rows kept after L-1. Otherwise each truncated path gets its own server,
+    `workers` at a time.
 
     with_hidden also reads /embeddings of every truncated model: block influence of each layer whose
     input state was read too (the token embedding for layer 0), and cosine to the original model's
@@ -138,10 +145,48 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
     if with_hidden:
         config = dataclasses.replace(config, embeddings=True)
     everything = list(prompts) + ([control] if control else [])
+    with contextlib.ExitStack() as stack:
+        session = None
+        if switch and not with_hidden and switches_in_place(config.binary, model):
+            session = stack.enter_context(_one_server(model, config, n_layers, wanted))
+        return _lens(model, config, source, n_layers, wanted, everything, control, with_hidden, save_hidden,
+                     top_k, store, workers, on_layer, session, start)
 
+
+def _one_server(model: Path, config, n_layers: int, wanted: Sequence[int]):
+    """A PathSession on the original model that keeps the rows each lensed layer starts from (where the
+    build can: prefix-resume.patch, one slot)."""
+    from rys.llama.features import PREFIX_RESUME, has_feature
+    from rys.prefix import reuse_layer
+    from rys.serve_path import PathSession, serve_path
+
+    capture = ()
+    if has_feature(config.binary, PREFIX_RESUME) and config.slots == 1:
+        paths = [layer_paths.truncate(layer + 1, n_layers) for layer in wanted]
+        capture = sorted({x for x in (reuse_layer(p, n_layers) for p in paths) if x is not None})
+
+    @contextlib.contextmanager
+    def session():
+        with serve_path(Path(model), range(n_layers), config, name="lens", start=True) as served:
+            yield PathSession(served, n_layers, capture)
+
+    return session()
+
+
+def _client(session, fields: dict):
+    """A client of the session's server that adds `fields` to its completion requests."""
+    from rys.server import LlamaClient
+
+    client = LlamaClient(session.server.url, server=session.server)
+    client.request_fields = dict(fields)
+    return client
+
+
+def _lens(model, config, source, n_layers, wanted, everything, control, with_hidden, save_hidden, top_k, store,
+          workers, on_layer, session, start) -> LensResult:
     # The original model: tokens, answer tokens and the final distribution every layer is compared with.
-    with open_target(model, config, name="lens-final") as server:
-        client = server.client
+    with contextlib.nullcontext(session.server) if session else open_target(model, config, name="lens-final") as server:
+        client = _client(session, session.capture_fields()) if session else server.client
         n_vocab = client.props().n_vocab
         lenses, finals, states, final_states = [], [], [], []
         for p in everything:
@@ -153,6 +198,8 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
             finals.append(dense_logprobs(client.next_token(ids), n_vocab))
             states.append([hidden.embedding_rows(source, ids)] if with_hidden else None)
             final_states.append(client.embeddings(ids) if with_hidden else None)
+        if session:
+            session.mark_captured()
 
     gain = hidden.read_gain(source) if with_hidden else None
     pieces: dict[int, str] = {}
@@ -160,8 +207,13 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
     def read_layer(layer: int) -> list[tuple[LayerStats, float | None, np.ndarray | None]]:
         path = layer_paths.truncate(layer + 1, n_layers)
         out = []
-        with open_target(model, config, path=path, store=store, name=f"lens-{layer}") as server:
-            client = server.client
+        if session:  # one server: switched to this layer's path, or to its last layer from the kept rows
+            reuse = session.switch(path)
+            target = contextlib.nullcontext(_client(session, {} if reuse is None else {"rys_resume_layer": reuse}))
+        else:
+            target = open_target(model, config, path=path, store=store, name=f"lens-{layer}")
+        with target as server_or_client:
+            client = server_or_client if session else server_or_client.client
             for lens, final in zip(lenses, finals):
                 reply = client.next_token(lens.prompt_ids)
                 dist = dense_logprobs(reply, n_vocab)
@@ -174,7 +226,8 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
                 out.append((stats, margin, state))
         return out
 
-    for done, (_, rows) in enumerate(in_order(read_layer, wanted, workers), 1):
+    layers_read = ((layer, read_layer(layer)) for layer in wanted) if session else in_order(read_layer, wanted, workers)
+    for done, (_, rows) in enumerate(layers_read, 1):
         for lens, state, (stats, margin, h) in zip(lenses, states, rows):
             lens.layers.append(stats)
             if margin is not None:
@@ -200,7 +253,7 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
             _save_npy(save_hidden / f"hidden_{_safe(lens.id)}.npy", np.stack(state).astype(np.float32))
 
     return LensResult(model=str(model), n_layers=n_layers, n_vocab=n_vocab,
-                      prompts=lenses[:len(prompts)], control=lenses[len(prompts)] if control else None,
+                      prompts=lenses[:len(lenses) - bool(control)], control=lenses[-1] if control else None,
                       self_test_kl_bits=max(lens.layers[-1].kl_bits for lens in lenses),
                       seconds=time.monotonic() - start, pieces=pieces)
 
