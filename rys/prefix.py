@@ -64,3 +64,18 @@ def budget_bytes() -> int:
     if mib:
         return int(float(mib) * 2**20)
     return min(DEFAULT_BUDGET_MIB * 2**20, psutil.virtual_memory().available // 4)
+
+
+def plan_capture(paths: Iterable[Sequence[int]], n_layers: int, prompts: Iterable[str], n_embd: int) -> list[int]:
+    """The layers whose rows the unmodified path keeps for these paths and prompts, within budget_bytes()."""
+    return choose_layers(layer_uses(paths, n_layers), rows_bytes_per_layer(prompts, n_embd), budget_bytes())
+
+
+def available(config, probes=()) -> bool:
+    """Whether servers of this ServerConfig can keep and start from rows for these probes: a build with
+    prefix-resume.patch, one slot, and probes that only score prompts (a generated token has no rows)."""
+    from rys.llama.features import PREFIX_RESUME, has_feature
+    from rys.probes.scorers import get_scorer
+
+    return (has_feature(config.binary, PREFIX_RESUME) and config.slots == 1
+            and not any(get_scorer(p.scorer).generates for p in probes))

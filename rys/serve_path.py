@@ -138,6 +138,14 @@ class PathSession:
     def server(self):
         return self.served.server
 
+    def client(self, fields: dict | None = None):
+        """A client of the server that adds `fields` to its completion requests (see LlamaClient)."""
+        from rys.server import LlamaClient
+
+        client = LlamaClient(self.server.url, server=self.server)
+        client.request_fields = dict(fields or {})
+        return client
+
     def capture_fields(self) -> dict:
         return {"rys_capture_layers": list(self.capture)} if self.capture else {}
 

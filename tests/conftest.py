@@ -93,6 +93,69 @@ def serve(llama_server_bin, tmp_path):
 
 
 @pytest.fixture
+def server_starts(monkeypatch) -> list[str]:
+    """The names of the LlamaServers started while the test runs, in order (the start itself is real)."""
+    from rys.server import manager
+
+    starts: list[str] = []
+    real_start = manager.LlamaServer.start
+
+    def spy(self):
+        starts.append(self.name)
+        return real_start(self)
+
+    monkeypatch.setattr(manager.LlamaServer, "start", spy)
+    return starts
+
+
+@pytest.fixture
+def patched_serve(patched_bin, tmp_path):
+    """patched_serve(model, path=None, slots=1) -> a started server of the patched build running `path`
+    on the unchanged GGUF (-t 1, -c 256); all stopped at teardown. The build must have every patch."""
+    from rys.llama.features import PREFIX_RESUME, has_feature
+    from rys.llama.runtime import runtime_path_args
+    from rys.server.manager import LlamaServer, ServerConfig
+
+    if not has_feature(patched_bin, PREFIX_RESUME):
+        pytest.fail(f"{patched_bin} predates vendor/llama.cpp's last patch: run rys setup llama-server --patched")
+    started = []
+
+    def start(model: Path, path=None, slots: int = 1):
+        args = ("-t", "1", *(runtime_path_args(path) if path is not None else ()))
+        server = LlamaServer(Path(model), ServerConfig(binary=patched_bin, ctx_size=256, slots=slots, extra_args=args,
+                                                       log_dir=tmp_path / "logs"), name=f"patched{len(started)}")
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def patched_sweep(patched_bin, tmp_path):
+    """patched_sweep(model, n_layers, results, configs, workers=1, **SweepJob fields) -> RunStats of a real
+    sweep (math-logprob, 2 items, -t 1) on the patched build; no config may fail."""
+    from rys.gguf.provenance import file_sha256
+    from rys.probes import load_probe
+    from rys.server.manager import ServerConfig
+    from rys.sweep.results import ResultStore
+    from rys.sweep.runner import SweepJob, limit_items, run_configs
+
+    def run(model: Path, n_layers: int, results: Path, configs, workers: int = 1, **fields):
+        job = SweepJob(model=model, model_sha256=file_sha256(model), n_layers=n_layers,
+                       probes=[limit_items(load_probe("math-logprob"), 2)], results=ResultStore(results),
+                       server=ServerConfig(binary=patched_bin, ctx_size=256, extra_args=("-t", "1"),
+                                           log_dir=tmp_path / "sweep-logs"),
+                       worker_args=[()] * workers, progress=False, log=lambda _: None, **fields)
+        stats = run_configs(job, configs)
+        assert stats.failed == 0
+        return stats
+
+    return run
+
+
+@pytest.fixture
 def big_gguf(tmp_path) -> Path:
     """A 2-layer GGUF of 1.6 MB: more than the 1 MB tmpfs below holds."""
     import gguf

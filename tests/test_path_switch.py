@@ -14,33 +14,12 @@ import pytest
 import requests
 
 from rys import paths as layer_paths
-from rys.llama.features import PATH_SWITCH, has_feature
-from rys.llama.runtime import runtime_path_args
-from rys.server import LlamaServer, PathSwitchRefused, ServerConfig
+from rys.server import PathSwitchRefused
 
 pytestmark = pytest.mark.server
 
 CASES = [("The capital of France is", " Paris, and the capital of Italy is Rome."),
          ("Question: What is 17 + 25?\nAnswer:", " 42")]
-
-
-@pytest.fixture
-def start(patched_bin, tmp_path):
-    """start(model, path or None) -> a started patched server running that path; all stopped at teardown."""
-    if not has_feature(patched_bin, PATH_SWITCH):
-        pytest.fail(f"{patched_bin} predates path-switch.patch: run rys setup llama-server --patched")
-    started = []
-
-    def run(model: Path, path) -> LlamaServer:
-        args = ("-t", "1", *(runtime_path_args(path) if path is not None else ()))
-        server = LlamaServer(model, ServerConfig(binary=patched_bin, ctx_size=256, extra_args=args,
-                                                 log_dir=tmp_path / "logs"), name=f"sw{len(started)}")
-        started.append(server)
-        return server.start()
-
-    yield run
-    for server in started:
-        server.stop()
 
 
 def _scores(client) -> list:
@@ -53,23 +32,23 @@ def _scores(client) -> list:
     return out
 
 
-def test_a_switched_server_scores_exactly_what_a_fresh_server_with_that_path_scores(start, smollm2):
+def test_a_switched_server_scores_exactly_what_a_fresh_server_with_that_path_scores(patched_serve, smollm2):
     longest = layer_paths.duplicate(10, 20, 30)  # 40 executed layers: the KV cache every later path uses
-    server = start(smollm2, longest)
+    server = patched_serve(smollm2, longest)
     pid = server._proc.pid
     before = _scores(server.client)  # leaves these prompts cached under the old path
     for path in (layer_paths.duplicate(20, 23, 30), list(range(30)), [0, 1, 2, *range(5, 30)], longest):
         server.client.set_layer_path(path)
-        fresh = start(smollm2, path)
+        fresh = patched_serve(smollm2, path)
         assert _scores(server.client) == _scores(fresh.client), layer_paths.format_path(path)
         fresh.stop()
     assert _scores(server.client) == before  # back on the start path: the start path's scores, bit for bit
     assert server._proc.pid == pid and server.alive()  # one process throughout: nothing was restarted
 
 
-def test_a_path_that_does_not_fit_is_refused_and_the_old_path_keeps_running(start, smollm2):
+def test_a_path_that_does_not_fit_is_refused_and_the_old_path_keeps_running(patched_serve, smollm2):
     short = layer_paths.duplicate(20, 22, 30)
-    server = start(smollm2, short)
+    server = patched_serve(smollm2, short)
     before = _scores(server.client)
     with pytest.raises(PathSwitchRefused, match="do not fit the KV cache") as err:
         server.client.set_layer_path(layer_paths.duplicate(10, 20, 30))  # 40 layers > the 32 it started with
@@ -81,26 +60,26 @@ def test_a_path_that_does_not_fit_is_refused_and_the_old_path_keeps_running(star
     assert bad.status_code == 400 and '{\\"path\\"' in bad.text
 
 
-def test_gemma3_switches_only_where_every_sliding_window_flag_stays(start, gemma3):
+def test_gemma3_switches_only_where_every_sliding_window_flag_stays(patched_serve, gemma3):
     # Gemma 3 270M: 18 layers, every 6th global (5, 11, 17), the rest sliding-window with a KV cache of
     # their own kind. A path fits only if each position keeps the kind it had at start.
-    server = start(gemma3, None)
+    server = patched_serve(gemma3, None)
     fits = [*range(6), *range(6), *range(12, 18)]  # layer 5 lands on position 11: global on global
     server.client.set_layer_path(fits)
-    fresh = start(gemma3, fits)
+    fresh = patched_serve(gemma3, fits)
     assert _scores(server.client) == _scores(fresh.client)
     with pytest.raises(PathSwitchRefused, match="sliding window"):
         server.client.set_layer_path([*range(5), *range(6, 18)])  # layer 6 (sliding) at position 5 (global)
     assert _scores(server.client) == _scores(fresh.client)  # still on `fits`
 
 
-def test_a_switch_waits_for_running_requests(start, smollm2):
+def test_a_switch_waits_for_running_requests(patched_serve, smollm2):
     # The switch is queued behind a generation in progress; the generation finishes on its own path.
     import time
     from concurrent.futures import ThreadPoolExecutor
 
     path = layer_paths.duplicate(20, 22, 30)
-    server = start(smollm2, path)
+    server = patched_serve(smollm2, path)
     reference = server.client.generate("Count: 1, 2, 3,", max_tokens=96)
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(server.client.generate, "Count: 1, 2, 3,", max_tokens=96)
@@ -110,47 +89,28 @@ def test_a_switch_waits_for_running_requests(start, smollm2):
             time.sleep(0.005)
         server.client.set_layer_path(range(30))
         assert running.result().text == reference.text
-    plain = start(smollm2, None)
+    plain = patched_serve(smollm2, None)
     assert _scores(server.client) == _scores(plain.client)
 
 
-def _sweep(model: Path, n_layers: int, binary: Path, results: Path, configs, switch, monkeypatch) -> list[str]:
-    """Run a real sweep (math-logprob, 2 items); the names of the servers it started, in order."""
-    from rys.gguf.provenance import file_sha256
-    from rys.probes import load_probe
-    from rys.server import manager
-    from rys.sweep.results import ResultStore
-    from rys.sweep.runner import SweepJob, limit_items, run_configs
-
-    starts = []
-    real_start = manager.LlamaServer.start
-
-    def spy(self):
-        starts.append(self.name)
-        return real_start(self)
-
-    monkeypatch.setattr(manager.LlamaServer, "start", spy)
-    job = SweepJob(model=model, model_sha256=file_sha256(model), n_layers=n_layers,
-                   probes=[limit_items(load_probe("math-logprob"), 2)], results=ResultStore(results),
-                   server=ServerConfig(binary=binary, ctx_size=256, extra_args=("-t", "1"),
-                                       log_dir=results.parent / "logs"),
-                   progress=False, log=lambda _: None, switch_paths=switch,
-                   reuse_prefix=False)  # switching alone; tests/test_prefix_resume.py adds prefix reuse
-    stats = run_configs(job, configs)
-    assert stats.failed == 0 and stats.scored == len(configs) + 1
-    monkeypatch.setattr(manager.LlamaServer, "start", real_start)
-    return starts
+def _sweep(patched_sweep, model: Path, n_layers: int, results: Path, configs, switch) -> None:
+    """A real sweep with switching alone (tests/test_prefix_resume.py adds prefix reuse)."""
+    stats = patched_sweep(model, n_layers, results, configs, switch_paths=switch, reuse_prefix=False)
+    assert stats.scored == len(configs) + 1
 
 
 @pytest.mark.slow
-def test_a_sweep_that_switches_paths_writes_the_rows_of_one_that_restarts(patched_bin, smollm2, tmp_path, monkeypatch):
+def test_a_sweep_that_switches_paths_writes_the_rows_of_one_that_restarts(patched_sweep, server_starts, smollm2,
+                                                                          tmp_path):
     from rys.sweep.results import read_rows
     from rys.sweep.space import block_config
 
     configs = [block_config(10, 12, 30), block_config(20, 23, 30), block_config(4, 5, 30)]
-    switched = _sweep(smollm2, 30, patched_bin, tmp_path / "s.jsonl", configs, None, monkeypatch)
-    restarted = _sweep(smollm2, 30, patched_bin, tmp_path / "r.jsonl", configs, False, monkeypatch)
-    assert len(switched) == 2 and len(restarted) == 4  # the baseline's server, then one for all configs
+    _sweep(patched_sweep, smollm2, 30, tmp_path / "s.jsonl", configs, None)
+    switched = len(server_starts)
+    _sweep(patched_sweep, smollm2, 30, tmp_path / "r.jsonl", configs, False)
+    # the baseline's server, then one for all configs; a fresh server per config without the switch
+    assert (switched, len(server_starts) - switched) == (2, 4)
     rows = read_rows(tmp_path / "s.jsonl")
     # longest path first, so every later path fits the KV cache of the first server
     assert [r.config for r in rows] == ["baseline", "(20,23)", "(10,12)", "(4,5)"]
@@ -165,15 +125,15 @@ def test_a_sweep_that_switches_paths_writes_the_rows_of_one_that_restarts(patche
 
 
 @pytest.mark.slow
-def test_a_sweep_restarts_for_a_path_the_server_refuses(patched_bin, gemma3, tmp_path, monkeypatch):
+def test_a_sweep_restarts_for_a_path_the_server_refuses(patched_sweep, server_starts, gemma3, tmp_path):
     from rys.sweep.results import read_rows
     from rys.sweep.space import Config
 
     longest = Config((*range(18), *range(12, 18)))  # 24 layers, started first
     fits = Config((*range(6), *range(6), *range(12, 18)))  # same window kind at every position
     refused = Config((*range(5), *range(6, 18)))  # layer 6 (sliding) where layer 5 (global) was
-    starts = _sweep(gemma3, 18, patched_bin, tmp_path / "g.jsonl", [refused, fits, longest], None, monkeypatch)
-    assert len(starts) == 3  # baseline, longest (then switched to fits), refused
+    _sweep(patched_sweep, gemma3, 18, tmp_path / "g.jsonl", [refused, fits, longest], None)
+    assert len(server_starts) == 3  # baseline, longest (then switched to fits), refused
     rows = {r.path: r for r in read_rows(tmp_path / "g.jsonl")}
     assert rows[longest.key].timings["path_switched"] is False
     assert rows[fits.key].timings["path_switched"] is True

@@ -7,39 +7,16 @@ Where real parts are required (CI=true or RYS_REQUIRE_REAL=1) a missing one fail
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from rys import paths as layer_paths
-from rys.llama.features import PREFIX_RESUME, has_feature
-from rys.llama.runtime import runtime_path_args
 from rys.prefix import reuse_layer, suffix
-from rys.server import LlamaServer, RequestFailed, ServerConfig
+from rys.server import RequestFailed, ServerConfig
 
 pytestmark = pytest.mark.server
 
 CASES = [("The capital of France is", " Paris, and the capital of Italy is Rome."),
          ("Question: What is 17 + 25?\nAnswer:", " 42")]
-
-
-@pytest.fixture
-def start(patched_bin, tmp_path):
-    """start(model, path or None, slots=1) -> a started patched server; all stopped at teardown."""
-    if not has_feature(patched_bin, PREFIX_RESUME):
-        pytest.fail(f"{patched_bin} predates prefix-resume.patch: run rys setup llama-server --patched")
-    started = []
-
-    def run(model: Path, path, slots: int = 1) -> LlamaServer:
-        args = ("-t", "1", *(runtime_path_args(path) if path is not None else ()))
-        server = LlamaServer(model, ServerConfig(binary=patched_bin, ctx_size=256, slots=slots, extra_args=args,
-                                                 log_dir=tmp_path / "logs"), name=f"pr{len(started)}")
-        started.append(server)
-        return server.start()
-
-    yield run
-    for server in started:
-        server.stop()
 
 
 def _scores(client, cache: bool = True) -> list:
@@ -73,25 +50,25 @@ def _resumed(client, path, layer, cache: bool = True) -> list:
         client.request_fields = {}
 
 
-def test_a_resumed_config_scores_exactly_what_its_whole_path_scores(start, smollm2):
-    server = start(smollm2, None)
+def test_a_resumed_config_scores_exactly_what_its_whole_path_scores(patched_serve, smollm2):
+    server = patched_serve(smollm2, None)
     configs = [layer_paths.duplicate(i, j, 30) for i, j in ((0, 2), (6, 9), (20, 22))]
     layers = [reuse_layer(p, 30) for p in configs]
     assert layers == [1, 8, 21]
     plain = _capture(server.client, layers)
     for path, layer in zip(configs, layers):
-        fresh = start(smollm2, path)
+        fresh = patched_serve(smollm2, path)
         assert _resumed(server.client, path, layer) == _scores(fresh.client), layer_paths.format_path(path)
         fresh.stop()
     # a plain request after resumed ones: cached prompts from injected rows are not reused
     suffix_path = suffix(configs[-1], layers[-1])
-    alone = start(smollm2, suffix_path)
+    alone = patched_serve(smollm2, suffix_path)
     assert _scores(server.client) == _scores(alone.client)
     server.client.set_layer_path(range(30))
     assert _scores(server.client) == plain  # the capture did not change the baseline's scores
 
 
-def test_gemma3_injected_rows_skip_the_embedding_scale(start, gemma3):
+def test_gemma3_injected_rows_skip_the_embedding_scale(patched_serve, gemma3):
     # Gemma 3 scales token embeddings by sqrt(n_embd); rows fed back must not be. This suffix keeps every
     # global-attention layer on a global position, so the identity server can switch to it.
     # Without the prompt cache: this Q4_K_M model's scores depend on how a prompt is split into batches
@@ -99,14 +76,14 @@ def test_gemma3_injected_rows_skip_the_embedding_scale(start, gemma3):
     path = [*range(12), *range(6, 18)]  # layers 6..11 twice
     layer = reuse_layer(path, 18)
     assert layer == 11 and suffix(path, layer) == [*range(6, 18)]
-    server = start(gemma3, None)
+    server = patched_serve(gemma3, None)
     _capture(server.client, [layer], cache=False)
-    fresh = start(gemma3, path)
+    fresh = patched_serve(gemma3, path)
     assert _resumed(server.client, path, layer, cache=False) == _scores(fresh.client, cache=False)
 
 
-def test_what_cannot_be_resumed_is_refused_with_the_reason(start, smollm2):
-    server = start(smollm2, None)
+def test_what_cannot_be_resumed_is_refused_with_the_reason(patched_serve, smollm2):
+    server = patched_serve(smollm2, None)
     client = server.client
     client.request_fields = {"rys_resume_layer": 5}
     with pytest.raises(RequestFailed, match="no residual rows were kept for this prompt after layer 5"):
@@ -122,74 +99,46 @@ def test_what_cannot_be_resumed_is_refused_with_the_reason(start, smollm2):
     client.request_fields = {"rys_capture_layers": [5], "rys_resume_layer": 5}
     with pytest.raises(RequestFailed, match="not both"):
         client.next_token("Hello", top_k=1)
-    two = start(smollm2, None, slots=2).client
+    two = patched_serve(smollm2, None, slots=2).client
     two.request_fields = {"rys_capture_layers": [5]}
     with pytest.raises(RequestFailed, match="one slot"):
         two.next_token("Hello", top_k=1)
     assert server.alive()
 
 
-def _sweep(model, n_layers, binary, results: Path, configs, monkeypatch, workers: int = 1, **options):
-    """A real sweep (math-logprob, 2 items); the names of the servers it started."""
-    from rys.gguf.provenance import file_sha256
-    from rys.probes import load_probe
-    from rys.server import manager
-    from rys.sweep.results import ResultStore
-    from rys.sweep.runner import SweepJob, limit_items, run_configs
-
-    starts = []
-    real_start = manager.LlamaServer.start
-
-    def spy(self):
-        starts.append(self.name)
-        return real_start(self)
-
-    monkeypatch.setattr(manager.LlamaServer, "start", spy)
-    try:
-        job = SweepJob(model=model, model_sha256=file_sha256(model), n_layers=n_layers,
-                       probes=[limit_items(load_probe("math-logprob"), 2)], results=ResultStore(results),
-                       server=ServerConfig(binary=binary, ctx_size=256, extra_args=("-t", "1"),
-                                           log_dir=results.parent / "logs"),
-                       worker_args=[()] * workers, progress=False, log=lambda _: None, **options)
-        stats = run_configs(job, configs)
-        assert stats.failed == 0
-    finally:
-        monkeypatch.setattr(manager.LlamaServer, "start", real_start)
-    return starts
-
-
 @pytest.mark.slow
-def test_a_resumed_sweep_writes_the_rows_of_a_sweep_that_restarts(patched_bin, smollm2, tmp_path, monkeypatch):
+def test_a_resumed_sweep_writes_the_rows_of_a_sweep_that_restarts(patched_sweep, server_starts, smollm2, tmp_path):
     from rys.sweep.results import read_rows
     from rys.sweep.space import block_config
 
     first = [block_config(10, 12, 30), block_config(20, 23, 30), block_config(0, 1, 30)]
     more = [block_config(4, 6, 30), block_config(25, 27, 30)]
     resumed = tmp_path / "resumed.jsonl"
-    assert len(_sweep(smollm2, 30, patched_bin, resumed, first, monkeypatch)) == 1  # one server for everything
+    patched_sweep(smollm2, 30, resumed, first)
+    assert len(server_starts) == 1  # one server for everything
     rows = read_rows(resumed)
     assert [r.timings["reused_layers"] for r in rows] == [0, 23, 12, 1]  # longest path first
     # the baseline is in the results now: the next run's first config starts a server of its own, which
     # then keeps the baseline's rows (scored again, not written) for the configs after it
-    starts = _sweep(smollm2, 30, patched_bin, resumed, more, monkeypatch)
-    assert len(starts) == 1
+    patched_sweep(smollm2, 30, resumed, more)
+    assert len(server_starts) == 2
     later = read_rows(resumed)[len(rows):]
     assert [(r.config, r.timings["reused_layers"]) for r in later] == [("(4,6)", 0), ("(25,27)", 27)]
 
     restarted = tmp_path / "restarted.jsonl"
-    _sweep(smollm2, 30, patched_bin, restarted, first + more, monkeypatch, switch_paths=False)
+    patched_sweep(smollm2, 30, restarted, first + more, switch_paths=False)
     expected = {r.path: r.result["items"] for r in read_rows(restarted)}
     got = {r.path: r.result["items"] for r in read_rows(resumed)}
     assert got == expected  # bit for bit, config by config
 
     # two workers: the second one's server keeps the baseline's rows on its own before it resumes
     two = tmp_path / "two.jsonl"
-    _sweep(smollm2, 30, patched_bin, two, first + more, monkeypatch, workers=2)
+    patched_sweep(smollm2, 30, two, first + more, workers=2)
     assert {r.path: r.result["items"] for r in read_rows(two)} == expected
 
 
 @pytest.mark.slow
-def test_a_gemma3_sweep_falls_back_where_a_suffix_does_not_fit(patched_bin, gemma3, tmp_path, monkeypatch):
+def test_a_gemma3_sweep_falls_back_where_a_suffix_does_not_fit(patched_sweep, server_starts, gemma3, tmp_path):
     # The baseline's server (18 positions, global attention at 5, 11, 17) cannot take `longest`'s suffix
     # 17,12..17 (a global layer at position 0) nor its whole path (24 layers): a fresh server runs it. That
     # server keeps no rows yet, so it primes itself on the unmodified path, then runs the other two
@@ -200,8 +149,8 @@ def test_a_gemma3_sweep_falls_back_where_a_suffix_does_not_fit(patched_bin, gemm
     longest = Config((*range(18), *range(12, 18)))
     fits = Config((*range(6), *range(6), *range(12, 18)))
     shifted = Config((*range(5), *range(6, 18)))
-    starts = _sweep(gemma3, 18, patched_bin, tmp_path / "g.jsonl", [shifted, fits, longest], monkeypatch)
-    assert len(starts) == 2  # the baseline's server, then one for `longest`
+    patched_sweep(gemma3, 18, tmp_path / "g.jsonl", [shifted, fits, longest])
+    assert len(server_starts) == 2  # the baseline's server, then one for `longest`
     rows = {r.path: r for r in read_rows(tmp_path / "g.jsonl")}
     assert {p: r.timings["reused_layers"] for p, r in rows.items()} == {
         "0..17": 0, longest.key: 0, fits.key: 6, shifted.key: 5}
@@ -209,31 +158,22 @@ def test_a_gemma3_sweep_falls_back_where_a_suffix_does_not_fit(patched_bin, gemm
 
 
 @pytest.mark.slow
-def test_ablations_on_one_switched_server_equal_ablations_on_their_own_servers(patched_bin, smollm2, tmp_path,
-                                                                                monkeypatch):
+def test_ablations_on_one_switched_server_equal_ablations_on_their_own_servers(patched_bin, server_starts, smollm2,
+                                                                                tmp_path):
     # rys ablate / circuit: one server for the baseline and every skip path, each skip of layer s run from
     # the rows kept after layer s-1 (only layers s+1.. evaluated); the same item records as one server
     # per path.
     from rys.neuro.ablate import score_skips
     from rys.probes import load_probe
-    from rys.server import manager
     from rys.sweep.runner import limit_items
 
     probe = limit_items(load_probe("math-logprob"), 2)
     config = ServerConfig(binary=patched_bin, ctx_size=256, extra_args=("-t", "1"), log_dir=tmp_path / "logs")
     skips = [(0,), (3,), (17,), (28,), (29,), (10, 11), (5, 20)]
-    starts = []
-    real_start = manager.LlamaServer.start
-
-    def spy(self):
-        starts.append(self.name)
-        return real_start(self)
-
-    monkeypatch.setattr(manager.LlamaServer, "start", spy)
     switched = score_skips(smollm2, probe, config, skips)
-    assert len(starts) == 1
+    assert len(server_starts) == 1
     alone = score_skips(smollm2, probe, config, skips, switch=False, workers=1)
-    assert len(starts) == 1 + 1 + len(skips)
+    assert len(server_starts) == 1 + 1 + len(skips)
     assert not switched.failed and not alone.failed
     assert switched.baseline.items == alone.baseline.items
     assert {s: r.items for s, r in switched.results.items()} == {s: r.items for s, r in alone.results.items()}
@@ -241,29 +181,20 @@ def test_ablations_on_one_switched_server_equal_ablations_on_their_own_servers(p
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, layers", [("smollm2", [0, 3, 17, 28]), ("gemma3", [0, 5, 6, 11])])
-def test_a_lens_on_one_switched_server_equals_a_lens_on_a_server_per_layer(patched_bin, model, layers, tmp_path,
-                                                                            monkeypatch, request):
+def test_a_lens_on_one_switched_server_equals_a_lens_on_a_server_per_layer(patched_bin, server_starts, model, layers,
+                                                                            tmp_path, request):
     # rys lens: one server reads every layer; the lens at layer L runs only layer L from the rows kept
     # after L-1 (on Gemma 3 a global layer cannot sit at position 0, so those layers run their whole
     # truncated path). The same stats as one server per truncated path, and the self-test stays exact.
     from rys.neuro.lens import LensPrompt, run_lens
-    from rys.server import manager
 
     gguf = request.getfixturevalue(model)
     prompts = [LensPrompt("paris", "The capital of France is", "Paris")]
     config = ServerConfig(binary=patched_bin, ctx_size=256, extra_args=("-t", "1"), log_dir=tmp_path / "logs")
-    starts = []
-    real_start = manager.LlamaServer.start
-
-    def spy(self):
-        starts.append(self.name)
-        return real_start(self)
-
-    monkeypatch.setattr(manager.LlamaServer, "start", spy)
     one = run_lens(gguf, prompts, config, layers=layers)
-    assert starts == ["lens"]
+    assert server_starts == ["lens"]
     per_layer = run_lens(gguf, prompts, config, layers=layers, switch=False, workers=1)
-    assert len(starts) > 2
+    assert len(server_starts) > 2
     assert one.self_test_kl_bits == 0.0
     for a, b in zip(one.prompts, per_layer.prompts):
         assert a.layers == b.layers

@@ -119,26 +119,18 @@ def _switched(model: Path, probe, config, todo: list[Skip], n_layers: int,
     only layers s+1.. from the rows kept after layer s-1. A path the server refuses, and every path after
     the server failed, gets a server of its own (`measure`); outcomes are as measure's."""
     from rys import prefix
-    from rys.llama.features import PREFIX_RESUME, has_feature
-    from rys.probes.scorers import get_scorer
     from rys.serve_path import PathSession, serve_path
-    from rys.server import LlamaClient, PathSwitchRefused, ServerError
+    from rys.server import PathSwitchRefused, ServerError
 
     paths = {s: layer_paths.skip(s, n_layers) for s in todo if s}
-    reuse = (has_feature(config.binary, PREFIX_RESUME) and config.slots == 1
-             and not get_scorer(probe.scorer).generates)
     with serve_path(Path(model), range(n_layers), config, name="neuro-paths", start=True) as served:
+        capture = prefix.plan_capture(paths.values(), n_layers, (i.prompt for i in probe.items),
+                                      served.server.client.props().n_embd) if prefix.available(config, [probe]) else ()
+        session = PathSession(served, n_layers, capture)
 
         def score(fields: dict) -> ProbeResult:
-            client = LlamaClient(served.server.url, server=served.server)
-            client.request_fields = fields
-            return run_probe(client, probe)
+            return run_probe(session.client(fields), probe)
 
-        capture = ()
-        if reuse:
-            per_layer = prefix.rows_bytes_per_layer((i.prompt for i in probe.items), served.server.client.props().n_embd)
-            capture = prefix.choose_layers(prefix.layer_uses(paths.values(), n_layers), per_layer, prefix.budget_bytes())
-        session = PathSession(served, n_layers, capture)
         dead = False
         for skipped in todo:
             if dead:

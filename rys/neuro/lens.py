@@ -148,45 +148,30 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
     with contextlib.ExitStack() as stack:
         session = None
         if switch and not with_hidden and switches_in_place(config.binary, model):
-            session = stack.enter_context(_one_server(model, config, n_layers, wanted))
+            session = stack.enter_context(_one_server(model, config, n_layers, wanted, [p.text for p in everything]))
         return _lens(model, config, source, n_layers, wanted, everything, control, with_hidden, save_hidden,
                      top_k, store, workers, on_layer, session, start)
 
 
-def _one_server(model: Path, config, n_layers: int, wanted: Sequence[int]):
+@contextlib.contextmanager
+def _one_server(model: Path, config, n_layers: int, wanted: Sequence[int], texts: Sequence[str]):
     """A PathSession on the original model that keeps the rows each lensed layer starts from (where the
-    build can: prefix-resume.patch, one slot)."""
-    from rys.llama.features import PREFIX_RESUME, has_feature
-    from rys.prefix import reuse_layer
+    build can: rys.prefix.available)."""
+    from rys import prefix
     from rys.serve_path import PathSession, serve_path
 
-    capture = ()
-    if has_feature(config.binary, PREFIX_RESUME) and config.slots == 1:
+    with serve_path(Path(model), range(n_layers), config, name="lens", start=True) as served:
         paths = [layer_paths.truncate(layer + 1, n_layers) for layer in wanted]
-        capture = sorted({x for x in (reuse_layer(p, n_layers) for p in paths) if x is not None})
-
-    @contextlib.contextmanager
-    def session():
-        with serve_path(Path(model), range(n_layers), config, name="lens", start=True) as served:
-            yield PathSession(served, n_layers, capture)
-
-    return session()
-
-
-def _client(session, fields: dict):
-    """A client of the session's server that adds `fields` to its completion requests."""
-    from rys.server import LlamaClient
-
-    client = LlamaClient(session.server.url, server=session.server)
-    client.request_fields = dict(fields)
-    return client
+        capture = prefix.plan_capture(paths, n_layers, texts, served.server.client.props().n_embd) \
+            if prefix.available(config) else ()
+        yield PathSession(served, n_layers, capture)
 
 
 def _lens(model, config, source, n_layers, wanted, everything, control, with_hidden, save_hidden, top_k, store,
           workers, on_layer, session, start) -> LensResult:
     # The original model: tokens, answer tokens and the final distribution every layer is compared with.
     with contextlib.nullcontext(session.server) if session else open_target(model, config, name="lens-final") as server:
-        client = _client(session, session.capture_fields()) if session else server.client
+        client = session.client(session.capture_fields()) if session else server.client
         n_vocab = client.props().n_vocab
         lenses, finals, states, final_states = [], [], [], []
         for p in everything:
@@ -206,24 +191,24 @@ def _lens(model, config, source, n_layers, wanted, everything, control, with_hid
 
     def read_layer(layer: int) -> list[tuple[LayerStats, float | None, np.ndarray | None]]:
         path = layer_paths.truncate(layer + 1, n_layers)
-        out = []
         if session:  # one server: switched to this layer's path, or to its last layer from the kept rows
             reuse = session.switch(path)
-            target = contextlib.nullcontext(_client(session, {} if reuse is None else {"rys_resume_layer": reuse}))
-        else:
-            target = open_target(model, config, path=path, store=store, name=f"lens-{layer}")
-        with target as server_or_client:
-            client = server_or_client if session else server_or_client.client
-            for lens, final in zip(lenses, finals):
-                reply = client.next_token(lens.prompt_ids)
-                dist = dense_logprobs(reply, n_vocab)
-                stats = layer_stats(layer, dist, final, lens.prompt_ids, lens.answer_token, top_k)
-                _remember_pieces(pieces, reply, stats)
-                margin = None
-                if control is not None and lens is lenses[-1] and lenses[0].answer_token is not None:
-                    margin = float(np.exp(dist[lens.answer_token]) - np.exp(dist[lenses[0].answer_token]))
-                state = hidden.remove_gain(client.embeddings(lens.prompt_ids), gain) if with_hidden else None
-                out.append((stats, margin, state))
+            return read(layer, session.client({} if reuse is None else {"rys_resume_layer": reuse}))
+        with open_target(model, config, path=path, store=store, name=f"lens-{layer}") as server:
+            return read(layer, server.client)
+
+    def read(layer: int, client) -> list[tuple[LayerStats, float | None, np.ndarray | None]]:
+        out = []
+        for lens, final in zip(lenses, finals):
+            reply = client.next_token(lens.prompt_ids)
+            dist = dense_logprobs(reply, n_vocab)
+            stats = layer_stats(layer, dist, final, lens.prompt_ids, lens.answer_token, top_k)
+            _remember_pieces(pieces, reply, stats)
+            margin = None
+            if control is not None and lens is lenses[-1] and lenses[0].answer_token is not None:
+                margin = float(np.exp(dist[lens.answer_token]) - np.exp(dist[lenses[0].answer_token]))
+            state = hidden.remove_gain(client.embeddings(lens.prompt_ids), gain) if with_hidden else None
+            out.append((stats, margin, state))
         return out
 
     layers_read = ((layer, read_layer(layer)) for layer in wanted) if session else in_order(read_layer, wanted, workers)

@@ -71,7 +71,7 @@ class SweepJob:
     # model (rys.prefix): None = wherever the build and the probes allow it, False = never.
     reuse_prefix: bool | None = None
     capture: list | None = field(default=None, repr=False)  # the layers whose rows the baseline keeps
-    reuse_uses: dict = field(default_factory=dict, repr=False)  # layer -> configs of the run that start there
+    reuse_paths: list = field(default_factory=list, repr=False)  # the run's config paths, for the capture plan
     parked: dict = field(default_factory=dict, repr=False)  # worker -> its server, kept between runs
     # Tokens and chat-templated prompts, which every config of the model shares (per server args).
     token_cache: dict = field(default_factory=dict, repr=False)
@@ -382,9 +382,9 @@ class _Run:
         first, within $RYS_PREFIX_MIB (default: the smaller of 2 GiB and a quarter of free memory)."""
         job = self.job
         if job.capture is None:
-            per_layer = prefix_plan.rows_bytes_per_layer(
-                (item.prompt for p in job.probes for item in p.items), server.client.props().n_embd)
-            job.capture = prefix_plan.choose_layers(job.reuse_uses, per_layer, prefix_plan.budget_bytes())
+            job.capture = prefix_plan.plan_capture(job.reuse_paths, job.n_layers,
+                                                   (item.prompt for p in job.probes for item in p.items),
+                                                   server.client.props().n_embd)
         return job.capture
 
     def _client(self, server, cache_key: tuple, fields: dict | None = None):
@@ -562,11 +562,7 @@ def reusing_prefix(job: SweepJob) -> bool:
     """Whether configs start from the baseline's kept rows (rys.prefix): a server that switches
     paths and keeps rows (prefix-resume.patch), one slot, and probes that only score prompts."""
     if job.reuse_prefix is None:
-        from rys.llama.features import PREFIX_RESUME, has_feature
-        from rys.probes.scorers import get_scorer
-
-        job.reuse_prefix = (switching(job) and has_feature(job.server.binary, PREFIX_RESUME)
-                             and job.server.slots == 1 and not any(get_scorer(p.scorer).generates for p in job.probes))
+        job.reuse_prefix = switching(job) and prefix_plan.available(job.server, job.probes)
     return bool(job.reuse_prefix) and switching(job)
 
 
@@ -579,7 +575,7 @@ def run_configs(job: SweepJob, configs: list[Config], skip_baseline: bool = Fals
     configs = [c for c in order(configs) if not c.is_baseline]
     if reusing_prefix(job):
         job.capture = None  # planned from these configs once a server can say its width
-        job.reuse_uses = prefix_plan.layer_uses((c.path for c in configs), job.n_layers)
+        job.reuse_paths = [c.path for c in configs]
     try:
         if not skip_baseline:
             stats.add(_Run(job, [baseline(job.n_layers)], {}).run())
