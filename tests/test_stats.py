@@ -55,3 +55,33 @@ def test_paired_delta_pairs_by_id_and_detects_real_gain():
 def test_paired_delta_needs_the_same_items():
     with pytest.raises(StatsError, match="same items"):
         paired_delta(items([1, 0]), items([1, 0, 1]))
+
+
+def test_adjust_holm_hand_computed():
+    from rys.probes.stats import adjust_pvalues
+    # sorted 0.01, 0.02, 0.03, 0.5 (m=4): 4*0.01=0.04, 3*0.02=0.06, 2*0.03=0.06, 1*0.5=0.5
+    assert adjust_pvalues([0.03, 0.5, 0.01, 0.02], "holm") == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    # step-down monotonicity: the second 0.02 gives 2*0.02=0.04, below the running max 3*0.02=0.06
+    assert adjust_pvalues([0.02, 0.02, 0.9], "holm") == pytest.approx([0.06, 0.06, 0.9])
+    assert adjust_pvalues([0.4, 0.6], "holm") == pytest.approx([0.8, 0.8])  # 2*0.4, max(0.8, 0.6)
+    assert adjust_pvalues([0.9, 0.9], "holm") == [1.0, 1.0]
+
+
+def test_adjust_bh_hand_computed():
+    from rys.probes.stats import adjust_pvalues
+    # sorted 0.01, 0.02, 0.03, 0.5 (m=4): m*p/rank = 0.04, 0.04, 0.04, 0.5; then min from the top
+    assert adjust_pvalues([0.03, 0.5, 0.01, 0.02], "bh") == pytest.approx([0.04, 0.5, 0.04, 0.04])
+    # 0.01*3/1 = 0.03, 0.04*3/2 = 0.06, 0.045*3/3 = 0.045 -> min from the top gives 0.045 for rank 2
+    assert adjust_pvalues([0.01, 0.04, 0.045], "bh") == pytest.approx([0.03, 0.045, 0.045])
+    assert adjust_pvalues([], "bh") == []
+    assert adjust_pvalues([0.2], "holm") == [0.2]
+
+
+def test_adjust_rejects_bad_input():
+    from rys.probes.stats import adjust_pvalues
+    with pytest.raises(StatsError, match="unknown"):
+        adjust_pvalues([0.1], "bonferonni")
+    with pytest.raises(StatsError, match=r"\[0, 1\]"):
+        adjust_pvalues([float("nan")])
+    with pytest.raises(StatsError):
+        adjust_pvalues([1.5])

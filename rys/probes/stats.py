@@ -1,4 +1,5 @@
-"""Honest statistics over per-item scores: bootstrap CIs, paired deltas, sign and permutation tests.
+"""Honest statistics over per-item scores: bootstrap CIs, paired deltas, sign and permutation tests,
+and multiple-comparison adjustment (Holm, Benjamini-Hochberg) for sweeps that test many configs.
 
 Everything is seeded so a report is reproducible; the defaults (2,000 resamples, 95%) are cheap for
 probe sets of tens to hundreds of items.
@@ -123,3 +124,44 @@ def paired_delta(a_items: Sequence, b_items: Sequence, n_boot: int = 2000, alpha
     low, high = bootstrap_ci(diffs, n_boot=n_boot, alpha=alpha, seed=seed)
     return Delta(delta=float(diffs.mean()), ci_low=low, ci_high=high, p=permutation_test(diffs, seed=seed),
                  n=int(diffs.size), alpha=alpha)
+
+
+ADJUST_METHODS = ("holm", "bh")
+
+
+def adjust_pvalues(pvalues: Sequence[float], method: str = "bh") -> list[float]:
+    """Multiple-comparison adjusted p-values, in the input order (stable API: rys.neuro imports it).
+
+    Compare each adjusted p with alpha to decide "significant" over the whole family of tests:
+
+    - ``"holm"``: Holm's step-down adjustment; controls the family-wise error rate (the chance of even
+      one false "significant") under any dependence. p_(k) (k-th smallest of m) becomes
+      max_{l<=k} min(1, (m - l + 1) p_(l)).
+    - ``"bh"``: Benjamini-Hochberg; controls the false discovery rate (the expected share of false ones
+      among those marked), valid for independent or positively dependent tests, as configs scored on
+      the same items are. p_(k) becomes min_{l>=k} min(1, m p_(l) / l) (scipy's
+      false_discovery_control). Under the global null (no real effect anywhere) it bounds the chance of
+      any false mark by alpha too, like Holm.
+
+    An empty list gives an empty list; a p outside [0, 1] or NaN raises StatsError.
+    """
+    ps = [float(p) for p in pvalues]
+    if any(not (0.0 <= p <= 1.0) for p in ps):  # NaN fails both comparisons
+        raise StatsError(f"p-values must lie in [0, 1], got {[p for p in ps if not 0.0 <= p <= 1.0][:3]}",
+                         "pass the raw p-values of the paired tests")
+    if method not in ADJUST_METHODS:
+        raise StatsError(f"unknown adjustment method {method!r}", f"use one of {', '.join(ADJUST_METHODS)}")
+    if not ps:
+        return []
+    if method == "bh":
+        from scipy.stats import false_discovery_control  # scipy is heavy; import when used
+
+        return [min(1.0, float(p)) for p in false_discovery_control(ps, method="bh")]
+    m = len(ps)
+    order = sorted(range(m), key=lambda k: ps[k])
+    out = [0.0] * m
+    running = 0.0
+    for rank, k in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[k]))
+        out[k] = running
+    return out
