@@ -1,5 +1,7 @@
 """Statistics against hand-computed values."""
 
+import math
+
 import pytest
 
 from rys.probes.results import ItemResult
@@ -38,7 +40,9 @@ def test_permutation_test_exact_enumeration():
 
 def test_paired_delta_small_sample_is_not_significant():
     d = paired_delta(items([0, 0, 0, 0]), items([1, 1, 1, 1]))
-    assert d.delta == 1.0 and (d.ci_low, d.ci_high) == (1.0, 1.0)
+    # the smallest exact p of 4 pairs is 2/16 > 0.05: the test cannot reject anything, so its CI is unbounded
+    assert d.delta == 1.0 and (d.ci_low, d.ci_high) == (-math.inf, math.inf)
+    assert (d.to_dict()['ci_low'], d.to_dict()['ci_high']) == (None, None)
     assert d.p == pytest.approx(2 / 16) and not d.significant
     assert "not significant" in d.describe()
 
@@ -85,3 +89,58 @@ def test_adjust_rejects_bad_input():
         adjust_pvalues([float("nan")])
     with pytest.raises(StatsError):
         adjust_pvalues([1.5])
+
+
+def _brute_p(diffs, d):
+    """All 2^n sign patterns counted directly: an independent computation of the exact test."""
+    from itertools import product as patterns
+
+    x = [v - d for v in diffs]
+    observed = abs(sum(x))
+    hits = sum(abs(sum(s * v for s, v in zip(signs, x))) >= observed - 1e-9
+               for signs in patterns((1, -1), repeat=len(x)))
+    return hits / 2 ** len(x)
+
+
+def test_permutation_matches_brute_force_and_ci_inverts_it():
+    import numpy as np
+
+    from rys.probes.stats import SignFlip, permutation_interval
+
+    rng = np.random.default_rng(3)
+    for trial in range(12):
+        n = int(rng.integers(3, 10))
+        diffs = list(np.round(rng.normal(0.3 * (trial % 3), 1.0, n), 2))
+        test = SignFlip.of(diffs)
+        low, high = permutation_interval(diffs, alpha=0.1)
+        assert test.p(0.0) == pytest.approx(_brute_p(diffs, 0.0))
+        # inside the interval the brute-force test does not reject at 0.1; outside it does
+        span = (high if high is not None else 5) - (low if low is not None else -5)
+        for d in np.linspace((low or -5) - span, (high or 5) + span, 41):
+            inside = (low is None or d >= low - 1e-9) and (high is None or d <= high + 1e-9)
+            near_end = any(e is not None and abs(d - e) < 1e-6 for e in (low, high))
+            if not near_end:
+                assert inside == (_brute_p(diffs, d) >= 0.1), (diffs, d, low, high)
+
+
+def test_ci_and_significance_agree_monte_carlo():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        a = items(rng.uniform(0, 1, 30))
+        b = items(np.clip(np.array([x.score for x in a]) + rng.normal(0.08, 0.25, 30), 0, 1))
+        d = paired_delta(a, b)
+        excludes_zero = d.ci_low > 0 or d.ci_high < 0
+        assert excludes_zero == d.significant
+        assert d.ci_low < d.delta < d.ci_high
+
+
+def test_interval_unbounded_below_the_permutation_floor():
+    from rys.probes.stats import permutation_interval
+
+    # 3 items: the smallest exact p is 2/8; at alpha 0.1 nothing can be rejected
+    assert permutation_interval([1.0, 2.0, 3.0], alpha=0.1) == (None, None)
+    # at alpha 0.3 the all-same-sign patterns (p = 0.25 at 0) reject 0: the interval excludes it
+    low, high = permutation_interval([1.0, 2.0, 3.0], alpha=0.3)
+    assert low > 0 and high is not None and high > 2.0 > low
