@@ -31,8 +31,17 @@ case ",${RYS_EXTRAS:-dev}," in
 esac
 
 if [ -z "${RYS_LLAMA_SERVER:-}" ]; then
-  echo "== llama-server (pinned llama.cpp b11434; the first build takes ~6-8 minutes on 2 cores)"
-  "$VENV/bin/rys" setup llama-server --backend "${RYS_BACKEND:-cpu}"
+  # ccache lets a rebuild (a patch changed, or the stock twin of the patched build) reuse every object
+  # whose source did not change; installed where this script can (root with apt-get), optional elsewhere.
+  if ! command -v ccache >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing ccache (faster llama-server rebuilds)"
+    (apt-get install -y -qq ccache >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq ccache >/dev/null; }) \
+      || echo "   (ccache not installed; builds just take longer)"
+  fi
+  # The patched build: without a layer path it is the stock server, and with one a sweep switches one
+  # server from path to path instead of rewriting a GGUF and restarting per config (docs/runtime.md).
+  echo "== llama-server with rys's patches (pinned llama.cpp b11434; the first build takes ~6-8 minutes on 2 cores)"
+  "$VENV/bin/rys" setup llama-server --patched --backend "${RYS_BACKEND:-cpu}"
 fi
 echo "== demo models"
 "$VENV/bin/rys" models path smollm2

@@ -4,8 +4,16 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RYS_EXTRAS=${RYS_EXTRAS:-dev,eval} bash scripts/setup_env.sh
-# The runtime layer-path tests need the patched server too (a no-op once built).
-"${RYS_VENV:-.venv}/bin/rys" setup llama-server --patched --backend "${RYS_BACKEND:-cpu}"
+# The suite compares the stock server (what a user's own llama.cpp build is) with the patched one
+# that setup_env.sh built; with ccache the second build recompiles only the patched files.
+"${RYS_VENV:-.venv}/bin/rys" setup llama-server --backend "${RYS_BACKEND:-cpu}"
+# The Vulkan suite, on a real Vulkan device (Mesa's lavapipe where there is no GPU), one flag away:
+# RYS_VULKAN=0 skips its build and its tests.
+if [ "${RYS_VULKAN:-1}" != 0 ]; then
+  bash scripts/setup_vulkan.sh
+  "${RYS_VENV:-.venv}/bin/rys" setup llama-server --patched --backend vulkan
+  export RYS_VULKAN_SUITE=1
+fi
 "${RYS_VENV:-.venv}/bin/rys" models path gemma3-270m
 # Real parts are required: a missing server or model fails the run instead of skipping tests.
 export RYS_REQUIRE_REAL=1

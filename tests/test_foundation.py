@@ -71,8 +71,13 @@ def test_locate_order_explicit_then_env_then_cache_then_path(tmp_path, monkeypat
     assert locate.find_llama_server() == patched
     monkeypatch.setenv("RYS_PREFER_PATCHED", "0")
     assert locate.find_llama_server() == cached
-    # a GPU build is preferred to the CPU one
-    gpu = _fake_binary(locate.build_dir("cuda") / "bin" / "llama-server")
+    # a GPU build is preferred to the CPU one, once it sees a device
+    gpu = _fake_binary(locate.build_dir("vulkan", patched=True) / "bin" / "llama-server")
+    gpu.write_text("#!/bin/sh\nprintf 'Available devices:\\n'\nif [ -n \"$GGML_VK_VISIBLE_DEVICES\" ]; then "
+                   "printf '  Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) (24000 MiB, 24000 MiB free)\\n'; fi\n")
+    monkeypatch.delenv("GGML_VK_VISIBLE_DEVICES", raising=False)
+    assert locate.find_llama_server() == cached  # no device: it would only run on the CPU
+    monkeypatch.setenv("GGML_VK_VISIBLE_DEVICES", "0")
     assert locate.find_llama_server() == gpu
     env = _fake_binary(tmp_path / "env" / "llama-server")
     monkeypatch.setenv("RYS_LLAMA_SERVER", str(env))
@@ -102,6 +107,7 @@ def test_unknown_backend_is_refused():
 def test_cached_build_is_a_no_op(tmp_path, monkeypatch):
     monkeypatch.setenv("RYS_CACHE_DIR", str(tmp_path))
     binary = _fake_binary(locate.build_dir("cpu") / "bin" / "llama-server")
+    (locate.build_dir("cpu") / "build.json").write_text(json.dumps({"recipe": build.BUILD_RECIPE}))
     result = build.build_llama_server("cpu")
     assert (result.binary, result.built) == (binary, False)
 
@@ -115,7 +121,7 @@ def test_patched_build_is_redone_when_the_patch_changes(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "VENDOR_PATCHES", patches)
     final = locate.build_dir("cpu", patched=True)
     _fake_binary(final / "bin" / "llama-server")
-    (final / "build.json").write_text(json.dumps({"patches": ["a.patch"],
+    (final / "build.json").write_text(json.dumps({"patches": ["a.patch"], "recipe": build.BUILD_RECIPE,
                                                   "patch_sha256": {"a.patch": build.sha256_of(patches / "a.patch")}}))
     assert build.build_llama_server("cpu", patched=True).built is False  # same patch: a no-op
     (patches / "a.patch").write_text("v2\n")

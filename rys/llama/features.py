@@ -6,6 +6,7 @@ Answers are cached per binary (path, mtime and size, so a rebuilt binary is aske
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 from pathlib import Path
 
@@ -27,11 +28,18 @@ def cpu_only(binary: str | Path, extra_args=()) -> bool:
         return True
     if any(flag_value(extra_args, f) == "none" for f in ("-dev", "--device")):
         return True
+    devices = list_devices(binary)
+    return devices is not None and not devices
+
+
+def list_devices(binary: str | Path) -> list[str] | None:
+    """The devices besides the CPU that the binary sees (`--list-devices`, e.g. "Vulkan0: llvmpipe (...)"),
+    [] for none, None when it cannot be told."""
     returncode, text = _ask(binary, "--list-devices")
     if returncode != 0 or "Available devices:" not in text:
-        return False
+        return None
     devices = [line.strip() for line in text.split("Available devices:", 1)[1].splitlines() if line.strip()]
-    return devices in ([], ["(none)"])
+    return [] if devices == ["(none)"] else devices
 
 
 def flag_value(args, flag: str) -> str | None:
@@ -52,12 +60,17 @@ def _ask(binary: str | Path, option: str) -> tuple[int | None, str]:
         stat = path.stat()
     except OSError:
         return None, ""
-    return _run(str(path.resolve()), option, stat.st_mtime_ns, stat.st_size)
+    visible = tuple(os.environ.get(v, "") for v in _DEVICE_ENV)
+    return _run(str(path.resolve()), option, stat.st_mtime_ns, stat.st_size, visible)
+
+
+# which devices a binary lists depends on these (GGML_VK_VISIBLE_DEVICES shows CPU-type Vulkan devices)
+_DEVICE_ENV = ("GGML_VK_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
 
 
 @functools.lru_cache(maxsize=32)
-def _run(binary: str, option: str, _mtime_ns: int, _size: int) -> tuple[int | None, str]:
-    # mtime and size are part of the cache key so a rebuilt binary is asked again
+def _run(binary: str, option: str, _mtime_ns: int, _size: int, _visible: tuple) -> tuple[int | None, str]:
+    # mtime, size and the device variables are part of the cache key so a rebuilt binary is asked again
     try:
         done = subprocess.run([binary, option], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):

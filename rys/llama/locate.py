@@ -23,9 +23,12 @@ def build_dir(backend: str = "cpu", patched: bool = False) -> Path:
 
 
 def cached_binaries(prefer_patched: bool = True) -> list[Path]:
-    """Builds in the rys cache, best first: GPU backends before the CPU one (whoever built one wants it
-    used), and a patched build (runtime layer paths, a superset of stock) before its stock twin unless
-    prefer_patched is off ($RYS_PREFER_PATCHED=0)."""
+    """Builds in the rys cache, best first: GPU builds that see a device before the CPU one (whoever
+    built one wants it used; one that sees no device would only run on the CPU, slower and with GPU
+    launch defaults), and a patched build (runtime layer paths, a superset of stock) before its stock
+    twin unless prefer_patched is off ($RYS_PREFER_PATCHED=0)."""
+    from rys.llama.features import list_devices
+
     root = cache_dir() / "llama-server"
     if not root.is_dir():
         return []
@@ -34,7 +37,8 @@ def cached_binaries(prefer_patched: bool = True) -> list[Path]:
     def rank(path: Path) -> tuple:
         name = path.parent.parent.name
         patched = name.endswith("-patched")
-        return ("-cpu" in name, patched != prefer_patched, name)
+        gpu_with_device = "-cpu" not in name and bool(list_devices(path))
+        return (not gpu_with_device, "-cpu" not in name, patched != prefer_patched, name)
 
     return sorted(found, key=rank)
 

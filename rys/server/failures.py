@@ -32,6 +32,11 @@ class ServerCrashed(ServerError):
     pass
 
 
+class AmxKernelCrash(ServerCrashed):
+    """The server died on a CPU with AMX while its weights sat in ggml's AMX buffer: llama.cpp b11434's
+    AMX matmul crashes there (upstream issue 20824)."""
+
+
 class ServerStartTimeout(ServerError):
     pass
 
@@ -78,6 +83,20 @@ def classify(log_tail: str) -> tuple[type[ServerError], str]:
     return ServerCrashed, "see the log; rerun with --keep-logs to keep logs of servers that succeed too"
 
 
+# How a crash in a CPU kernel ends: SIGSEGV or SIGILL, as Popen reports a signal (negative) or as a shell
+# wrapper passes it on (128 + signal).
+_KERNEL_CRASH_CODES = {-11, -4, 139, 132}
+AMX_HINT = ("pass --server-args \"-nr\" (--no-repack: weights stay in the plain CPU buffer, which does not "
+            "use the AMX kernels), or use a rys build (rys setup llama-server [--patched] compiles AMX out); "
+            "rys never retries with other flags by itself, since they change the numbers")
+
+
+def is_amx_crash(exit_code: int | None, log_text: str, cpu_has_amx: bool) -> bool:
+    """A signal 11 or 4 on a CPU with AMX, from a server whose log shows weights in an AMX buffer
+    (llama.cpp logs "AMX model buffer size = ..." at load)."""
+    return cpu_has_amx and exit_code in _KERNEL_CRASH_CODES and "amx model buffer" in log_text.lower()
+
+
 def describe_exit(code: int | None) -> str:
     """'exit code 1' or 'killed by signal 9' (Popen reports signals as negative codes)."""
     if code is None:
@@ -87,8 +106,27 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def failure(what: str, exit_code: int | None, log_tail: str, log_path=None) -> ServerError:
+def _log_head(log_path, limit: int = 1 << 20) -> str:
+    """The start of a log, where llama-server names its buffers (the tail may no longer show them)."""
+    try:
+        with open(log_path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except (OSError, TypeError):
+        return ""
+
+
+def failure(what: str, exit_code: int | None, log_tail: str, log_path=None,
+            cpu_has_amx: bool | None = None) -> ServerError:
     """The error for a server that exited: `what` says which server, the log decides the type."""
-    kind, hint = classify(log_tail)
     where = f" (log: {log_path})" if log_path else ""
+    if exit_code in _KERNEL_CRASH_CODES:
+        if cpu_has_amx is None:
+            from rys.llama.cpu import host_cpu
+
+            cpu_has_amx = host_cpu().has_amx
+        if is_amx_crash(exit_code, _log_head(log_path) + "\n" + log_tail, cpu_has_amx):
+            return AmxKernelCrash(f"{what} stopped: {describe_exit(exit_code)}{where}; this CPU has AMX and the "
+                                  "server kept weights in ggml's AMX buffer, whose matmul crashes in llama.cpp "
+                                  "b11434 (upstream issue 20824)", AMX_HINT, log_tail, log_path)
+    kind, hint = classify(log_tail)
     return kind(f"{what} stopped: {describe_exit(exit_code)}{where}", hint, log_tail, log_path)
