@@ -141,14 +141,17 @@ def test_the_window_follows_the_build_and_the_arguments(patched_bin, llama_serve
     assert window(llama_server_bin) == (0, None)  # stock: the client forces one token per request
 
 
-def test_with_rys_cpu_defaults_a_score_does_not_depend_on_what_was_cached(patched, smollm2):
+def test_with_rys_cpu_defaults_a_score_does_not_depend_on_what_was_cached(patched, patched_bin, smollm2):
     # With llama-server's default flash attention the CPU kernel makes a token's logprob depend on how the
     # prompt was split into batches: the same continuation moved by up to 1.9 nats on this duplicated path
     # depending on the cached prefix (docs/server.md). rys starts CPU-only servers with -fa off, and then
     # the one-pass score equals evaluating every prefix from scratch, bit for bit.
+    from rys.llama.features import cpu_only
     from rys.llama.runtime import runtime_path_args
 
-    server = patched(smollm2, extra_args=("-t", "1", *runtime_path_args([0, 1, 2, *range(30)])))
+    # on a GPU build rys leaves flash attention to the user: this test asks for it off itself
+    gpu_args = () if cpu_only(patched_bin) else ("-fa", "off")
+    server = patched(smollm2, extra_args=("-t", "1", *gpu_args, *runtime_path_args([0, 1, 2, *range(30)])))
     cmd = server.command(0)
     assert cmd[cmd.index("-fa") + 1] == "off"
     client = server.client

@@ -203,7 +203,8 @@ def test_started_from_a_short_lived_thread_survives_it(serve, smollm2):
 
 
 SCRIPT = """
-import sys, threading, time
+import faulthandler, signal, sys, threading, time
+faulthandler.register(signal.SIGUSR1)  # the test asks for every thread's stack if rys does not exit
 from rys.server import LlamaServer, ServerConfig
 binary, model, mode = sys.argv[1:4]
 server = LlamaServer(model, ServerConfig(binary, ctx_size=256))
@@ -220,7 +221,7 @@ time.sleep(120)
 
 def run_script(llama_server_bin, smollm2, mode):
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(llama_server_bin), str(smollm2), mode],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.strip():
         proc.kill()
@@ -236,7 +237,13 @@ def test_no_server_outlives_rys(llama_server_bin, smollm2, sig, how):
         assert not gone(server_pid)
         time.sleep(1.0)  # with "request", a generation is under way by now
         proc.send_signal(sig)
-        code = proc.wait(timeout=30)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            proc.kill()
+            pytest.fail(f"rys did not exit within 30 s of {how}; its threads:\n{proc.communicate()[1][-6000:]}")
         assert wait_gone(server_pid, 5.0), f"llama-server {server_pid} outlived rys ({how})"
         if sig == signal.SIGTERM:
             assert code == 128 + signal.SIGTERM  # our handler stopped the servers and exited

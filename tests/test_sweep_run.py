@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from rys import paths as layer_paths
+from rys.llama.features import cpu_only
 from rys.sweep import SweepError
 from rys.sweep.results import ResultStore, read_failures, read_rows
 from rys.sweep.space import PairSpace, block_config
@@ -56,6 +57,7 @@ def test_two_workers_write_complete_rows_and_a_rerun_skips_them(job, tmp_path):
     per_worker = [("--threads", "1"), ("--threads", "2")]
     stats = run_configs(job(results, worker_args=per_worker), configs)
     assert (stats.scored, stats.failed) == (3, 0)  # the baseline, then the two configs
+    on_cpu = cpu_only(job(results).server.binary)
     rows = {r.path: r for r in read_rows(results)}
     assert set(rows) == {"0..29", "0..11,10..29", "0..21,20..29"}
     base = rows["0..29"]
@@ -71,8 +73,9 @@ def test_two_workers_write_complete_rows_and_a_rerun_skips_them(job, tmp_path):
         assert row.provenance["method"] in ("runtime", "rewrite")
         assert row.provenance["model_sha256"] == job(results).model_sha256
         assert row.provenance["llama_build"] and row.provenance["rys_version"]
-        # the stock CPU build: rys's CPU launch defaults recorded, continuations forced token by token
-        assert row.provenance["launch_args"] == ["-fit", "off", "-fa", "off"]
+        # rys's CPU launch defaults recorded where the build runs on the CPU only (none on a GPU build),
+        # continuations forced token by token on a stock build
+        assert row.provenance["launch_args"] == (["-fit", "off", "-fa", "off"] if on_cpu else [])
         assert row.provenance["prompt_window"] == 0
         expected = sum(i["score"] for i in row.result["items"]) / LIMIT - sum(
             i["score"] for i in base.result["items"]) / LIMIT
