@@ -25,8 +25,20 @@ def _results(tmp_path, model):
 
 def test_export_path_yaml_and_gguf(tmp_path, smollm2):
     results = _results(tmp_path, smollm2)
-    run = CliRunner().invoke(main, ["export", str(results)])
+    run = CliRunner().invoke(main, ["export", str(results)])  # best = confirmed best: there is none yet
+    assert run.exit_code != 0 and "no held-out confirmation" in run.output and "search-best" in run.output
+    run = CliRunner().invoke(main, ["export", str(results), "--config", "search-best"])
     assert run.exit_code == 0 and run.output.strip() == layer_paths.format_path(layer_paths.duplicate(1, 3, N))
+    # held-out items: the search's winner (1,3) does not hold up, the runner-up (2,4) does
+    store = ResultStore(results)
+    for row in (make_row(0, 0, "math", 0.0, times=1, stage="confirm", prefix="h"),
+                make_row(1, 3, "math", 0.05, sig=False, stage="confirm", prefix="h"),
+                make_row(2, 4, "math", 0.2, stage="confirm", prefix="h")):
+        store.append(row)
+    run = CliRunner().invoke(main, ["export", str(results)])
+    assert run.exit_code == 0 and run.output.strip() == layer_paths.format_path(layer_paths.duplicate(2, 4, N))
+    run = CliRunner().invoke(main, ["report", str(results), "--out", str(tmp_path / "rep"), "--no-html"])
+    assert "search +0.1000 -> held-out +0.2000" in run.output and "confirmed best: (2,4)" in run.output
     run = CliRunner().invoke(main, ["export", str(results), "--config", "2,4", "--format", "yaml",
                                     "--hf-model", "org/m"])
     assert run.exit_code == 0 and parse_mergekit_yaml(run.output) == layer_paths.duplicate(2, 4, N)

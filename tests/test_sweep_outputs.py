@@ -18,14 +18,20 @@ from rys.sweep.results import Failure, ResultStore, Row, read_failures, read_row
 N = 6
 
 
-def make_row(i, j, probe, delta, times=2, sig=None, model="m" * 64):
+def make_row(i, j, probe, delta, times=2, sig=None, model="m" * 64, n=10, stage="search", prefix="q"):
+    """A row with per-item records over n items, the baseline scoring 0.5 on each. A significant config
+    moves every item by `delta` (exact sign-flip p = 2/2^n); any other alternates +-0.4 around it."""
     path = list(range(N)) if times == 1 else layer_paths.repeat(i, j, times, N)
-    d = None if delta is None else {"delta": delta, "ci_low": delta - 0.1, "ci_high": delta + 0.1, "p": 0.01,
-                                    "significant": abs(delta) > 0.1 if sig is None else sig}
+    strong = (abs(delta or 0) > 0.1) if sig is None else sig
+    diffs = [0.0] * n if times == 1 else [delta + (0 if strong else 0.4 * (-1) ** k) for k in range(n)]
+    items = [{"id": f"{prefix}{k}", "category": "c", "score": 0.5 + x, "correct": True} for k, x in enumerate(diffs)]
+    d = None if delta is None else {"delta": delta, "ci_low": delta - 0.1, "ci_high": delta + 0.1, "p": 0.01}
     return Row(config="baseline" if times == 1 else f"({i},{j})", path=layer_paths.format_path(path), i=i, j=j,
-               times=times, interleaved=False, n_layers=len(path), probe=probe, probe_sha256="p" * 64,
-               score=0.5 + (delta or 0), ci=[0.4, 0.6], coverage=0.9, n_items=10, delta=d, result={},
-               timings={}, provenance={"model": "/x/model.gguf", "model_sha256": model})
+               times=times, interleaved=False, n_layers=len(path), probe=probe,
+               probe_sha256=("p" if stage == "search" else "h") * 64,
+               score=0.5 + (delta or 0), ci=[0.4, 0.6], coverage=0.9, n_items=n, delta=d, result={"items": items},
+               timings={}, provenance={"model": "/x/model.gguf", "model_sha256": model}, stage=stage,
+               probe_version="p" * 64)
 
 
 def test_zscores_by_hand():
@@ -93,14 +99,19 @@ def test_slices_are_minimal_and_yaml_round_trips():
 
 def test_choose_best_pair_or_path():
     rows = [make_row(0, 0, "math", 0.0, times=1), make_row(1, 3, "math", 0.1), make_row(2, 5, "math", 0.3)]
-    assert choose(rows, "best") == layer_paths.duplicate(2, 5, N)
+    assert choose(rows, "search-best") == layer_paths.duplicate(2, 5, N)
+    with pytest.raises(SweepError, match="no held-out confirmation"):
+        choose(rows, "best")  # the search's winner is not "the best config" until items it never saw agree
     assert choose(rows, "1,3") == layer_paths.duplicate(1, 3, N)
     assert choose(rows, "0..5,4,5") == [0, 1, 2, 3, 4, 5, 4, 5]
 
 
 def test_grid_axes_and_marks():
+    from rys.sweep.rank import verdicts
+
     rows = [make_row(1, 3, "math", 0.3), make_row(2, 3, "math", -0.2), make_row(1, 4, "math", 0.05)]
-    grid = build_grid(rows, "t", top_k=2)
+    judged = verdicts(rows + [make_row(0, 0, "math", 0.0, times=1)])["math"]
+    grid = build_grid(rows, "t", top_k=2, judged=judged)
     assert grid.i_values == [1, 2] and grid.j_values == [3, 4]
     assert grid.delta[0, 0] == pytest.approx(0.3) and grid.delta[1, 0] == pytest.approx(-0.2)
     assert grid.delta[1, 1] != grid.delta[1, 1]  # (2,4) not scored: NaN
@@ -147,7 +158,7 @@ def test_report_keeps_the_latest_probe_version(tmp_path):
     results = tmp_path / "r.jsonl"
     store = ResultStore(results)
     old = make_row(1, 3, "math", 0.4)
-    old.probe_sha256 = "o" * 64  # e.g. an earlier run with --limit 4
+    old.probe_sha256, old.probe_version = "o" * 64, ""  # e.g. an earlier run with --limit 4
     for row in (old, make_row(0, 0, "math", 0.0, times=1), make_row(2, 4, "math", 0.1)):
         store.append(row)
     report = write_report(results, tmp_path / "out", html=False)

@@ -21,14 +21,14 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts)
 
 
-def _probes(spec: str, limit: int | None):
+def _probes(spec: str):
+    """The whole probe sets named; --limit and the held-out split are applied by rys.sweep.confirm.plan."""
     from rys.probes import load_probe
-    from rys.sweep.runner import limit_items
 
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
         raise SweepError("no probe given", "pass --probe math (or several: --probe math,reasoning)")
-    probes = [limit_items(load_probe(n), limit) for n in names]
+    probes = [load_probe(n) for n in names]
     if len({p.name for p in probes}) != len(probes):
         raise SweepError(f"--probe names a probe twice: {spec}", "list each probe once")
     return probes
@@ -79,10 +79,24 @@ def _probes(spec: str, limit: int | None):
               help="Where the report goes (default: <results>-report next to the results file).")
 @click.option("--html/--no-html", default=True, show_default=True, help="Also write interactive HTML heatmaps.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs, CI).")
+@click.option("--strategy", type=click.Choice(["grid", "halving", "guided"]), default="grid", show_default=True,
+              help="grid: every config on every item; halving: every config on a few items, more items only "
+                   "for those still in contention; guided: a gradient-boosted surrogate picks what to score.")
+@click.option("--halving-eta", type=float, default=3, show_default=True, help="halving: items grow and configs shrink by this factor per rung.")
+@click.option("--halving-min-items", type=int, default=6, show_default=True, help="halving: items in the first rung (at least).")
+@click.option("--budget", type=float, default=0.2, show_default=True, help="guided: share of the space's configs to score.")
+@click.option("--beam", type=int, default=0, show_default=True, help="guided: then score two-block paths made of the top N blocks.")
+@click.option("--confirm-top", type=int, default=3, show_default=True,
+              help="Re-score the top K configs and the baseline on held-out items the search never saw (0 = off).")
+@click.option("--confirm-items", type=int, help="Held-out items per probe (default: as many as the search scores).")
+@click.option("--holdout", type=float, default=0.25, show_default=True,
+              help="For probe files not made by a rys generator: the share of items held out (by a hash of the id) "
+                   "before the search starts. Generated sets get fresh items instead.")
 def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_block, stride, start_min, start_max,
               skip_early, skip_late, sparse_first, refine_top, paths_file, repeat, interleave, skip_baseline,
               workers, worker_args, server_args, llama_server, ctx_size, slots, port, prefetch, switch, reuse_prefix, tmpdir, top_k,
-              report, report_dir, html, no_progress):
+              report, report_dir, html, no_progress, strategy, halving_eta, halving_min_items, budget, beam,
+              confirm_top, confirm_items, holdout):
     """Measure layer paths of MODEL (a GGUF path or demo alias) on probes, resumably.
 
     \b
@@ -94,14 +108,25 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
     from rys.llama.locate import find_llama_server
     from rys.models import resolve_model
     from rys.server import ServerConfig
+    from rys.sweep import confirm
     from rys.sweep.report import write_report
     from rys.sweep.results import ResultStore
-    from rys.sweep.runner import SweepJob, can_start_ahead, run_configs, run_sparse_first, shared_cpu_threads
+    from rys.sweep.runner import SweepJob, can_start_ahead, run_sparse_first, shared_cpu_threads
     from rys.sweep.space import PairSpace, check_space, read_paths_file
+    from rys.sweep.strategy import Search, get_strategy
 
     model_path = resolve_model(model)
     binary = find_llama_server(llama_server)
-    probes = _probes(probe_spec, limit)
+    if confirm_top < 0:
+        raise SweepError(f"--confirm-top must be 0 or more, got {confirm_top}", "use --confirm-top 3, or 0 to skip it")
+    if sparse_first and strategy != "grid":
+        raise SweepError(f"--sparse-first is a grid refinement; --strategy {strategy} chooses configs itself",
+                         "leave out --sparse-first or use --strategy grid")
+    # the held-out items are fixed here, before the search sees any item
+    held = confirm.plan(_probes(probe_spec), limit, confirm_items, holdout, enabled=confirm_top > 0)
+    probes = held.search
+    for note in held.notes:
+        click.echo(f"note: {note}", err=True)
     if worker_args and len(worker_args) != workers:
         if workers != 1:
             raise SweepError(f"--workers {workers} but --worker-args given {len(worker_args)} times",
@@ -134,16 +159,24 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
     click.echo(f"model {model_path.name}: {n_layers} layers; probes "
                + ", ".join(f"{p.name} ({len(p.items)} items)" for p in probes) + f"; results {results}")
     if paths_file:
-        stats = run_configs(job, read_paths_file(paths_file, n_layers), skip_baseline)
+        candidates = read_paths_file(paths_file, n_layers)
     else:
         space = PairSpace(n_layers, block_sizes=_ints(block_sizes, "--block-sizes"), min_block=min_block,
                           max_block=max_block, stride=stride, start_min=start_min, start_max=start_max,
                           skip_early=skip_early, skip_late=skip_late, times=repeat, interleaved=interleave)
         check_space(space)
-        if sparse_first:
-            stats = run_sparse_first(job, space, refine_top, skip_baseline)
-        else:
-            stats = run_configs(job, space.configs(), skip_baseline)
+        candidates = space.configs()
+    if sparse_first and not paths_file:
+        stats = run_sparse_first(job, space, refine_top, skip_baseline)
+    else:
+        search = Search(job, candidates, skip_baseline)
+        options = {"eta": halving_eta, "min_items": halving_min_items, "keep": max(top_k, confirm_top),
+                   "budget": budget, "beam": beam}
+        get_strategy(strategy)(search, options)
+        stats = search.stats
+    confirmed = confirm.run_confirmation(job, held.held_out, confirm_top)
+    if confirmed is not None:
+        stats.add(confirmed)
     try:
         Path(job.server.log_dir).rmdir()  # only failed configs keep a llama-server log: drop it when none did
     except OSError:
@@ -186,7 +219,8 @@ def report_cmd(results, out, top_k, html, annotate):
 @click.command("export")
 @click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--config", "which", default="best", show_default=True,
-              help="best (combined ranking), i,j (a RYS block) or a layer path like 0..9,5..29.")
+              help="best (the best config confirmed on held-out items), search-best (the search's top, "
+                   "unconfirmed), i,j (a RYS block) or a layer path like 0..9,5..29.")
 @click.option("--format", "fmt", type=click.Choice(["path", "yaml", "gguf"]), default="path", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (yaml, gguf).")
 @click.option("--model", help="Source GGUF for --format gguf (default: the model the results were measured on).")

@@ -62,14 +62,26 @@ def parse_mergekit_yaml(text: str) -> list[int]:
 
 
 def choose(rows: list[Row], which: str, n_layers: int | None = None) -> list[int]:
-    """'best' (top of the combined ranking), 'i,j' (a RYS config), or a layer path string."""
+    """'best' (the best config confirmed on held-out items, rys.sweep.confirm), 'search-best' (top of
+    the search's combined ranking, confirmed or not), 'i,j' (a RYS config), or a layer path string."""
+    from rys.sweep.confirm import confirm_rows, confirmed_best
+
     text = which.strip()
-    if text == "best":
+    if text in ("best", "search-best"):
         ranked = combined_ranking(rows)
         if not ranked:
             raise SweepError("no config with a delta vs baseline in these results",
                              "run the sweep with its baseline (drop --skip-baseline) first")
-        return layer_paths.parse_path(ranked[0].path)
+        if text == "search-best":
+            return layer_paths.parse_path(ranked[0].path)
+        best = confirmed_best(rows)
+        if best is None:
+            why = ("no config held up on the held-out items" if confirm_rows(rows)
+                   else "these results hold no held-out confirmation")
+            raise SweepError(f"{why}, so there is no confirmed best config",
+                             "rerun the sweep with --confirm-top 3 (the default), or export the unconfirmed "
+                             "search winner with --config search-best")
+        return layer_paths.parse_path(best)
     parts = text.split(",")
     if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
         i, j = (int(p) for p in parts)

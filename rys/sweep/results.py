@@ -43,10 +43,20 @@ class Row:
     finished_at: str = ""
     status: str = "ok"
     schema: int = SCHEMA
+    # "search": a row the search ranked on; "confirm": the top configs and the baseline re-scored on
+    # held-out items the search never saw (rys.sweep.confirm)
+    stage: str = "search"
+    # sha256 of the whole search probe this row belongs to: halving scores configs on its first items
+    # (probe_sha256 is then that subset's), held-out rows on other items; "" = probe_sha256
+    probe_version: str = ""
 
     @property
     def is_baseline(self) -> bool:
         return self.times == 1 and self.i is not None
+
+    @property
+    def version(self) -> str:
+        return self.probe_version or self.probe_sha256
 
     def resume_key(self) -> tuple[str, str, str, str]:
         return resume_key(self.provenance.get("model_sha256", ""), self.path, self.probe, self.probe_sha256)
@@ -121,8 +131,8 @@ def current_rows(rows: list[Row]) -> list[Row]:
     if len(models) > 1:
         raise SweepError(f"the results file mixes {len(models)} models",
                          "keep one results file per model (--results) and report each on its own")
-    latest = {r.probe: r.probe_sha256 for r in rows}
-    return [r for r in rows if r.probe_sha256 == latest[r.probe]]
+    latest = {r.probe: r.version for r in rows if r.stage == "search"}
+    return [r for r in rows if r.version == latest.get(r.probe)]
 
 
 def read_failures(results: Path) -> list[Failure]:

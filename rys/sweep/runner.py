@@ -75,6 +75,20 @@ class SweepJob:
     parked: dict = field(default_factory=dict, repr=False)  # worker -> its server, kept between runs
     # Tokens and chat-templated prompts, which every config of the model shares (per server args).
     token_cache: dict = field(default_factory=dict, repr=False)
+    # "search", or "confirm" for the held-out re-scoring of the top configs (rys.sweep.confirm)
+    stage: str = "search"
+    # probe name -> sha256 of the whole search probe: rows of halving's item subsets and of the
+    # held-out items belong to that version (Row.probe_version); empty = each probe's own sha
+    versions: dict = field(default_factory=dict)
+
+    def version(self, probe: ProbeSet) -> str:
+        return self.versions.get(probe.name, probe.sha256)
+
+    def with_probes(self, probes: list[ProbeSet], stage: str | None = None) -> SweepJob:
+        """The same job on other item sets of its probes (a halving rung, the held-out items)."""
+        versions = {p.name: self.version(p) for p in self.probes}
+        return dataclasses.replace(self, probes=list(probes), stage=stage or self.stage, versions=versions,
+                                   parked={}, capture=None, reuse_paths=[])
 
     def pending(self, config: Config) -> list[ProbeSet]:
         return [p for p in self.probes
@@ -498,13 +512,17 @@ class _Run:
         base = self.base.get(probe.name)
         if config.is_baseline:
             base = result
-        delta = paired_delta(base.items, result.items).to_dict() if base is not None else None
+        delta = None
+        if base is not None:
+            ids = {item.id for item in result.items}  # a halving rung scores the first items only
+            delta = paired_delta([it for it in base.items if it.id in ids], result.items).to_dict()
         return Row(config=config.label, path=config.key, i=config.i, j=config.j, times=config.times,
                    interleaved=config.interleaved, n_layers=len(config.path), probe=probe.name,
                    probe_sha256=probe.sha256, score=result.score, ci=[result.ci_low, result.ci_high],
                    coverage=result.coverage, n_items=result.n, delta=delta, result=result.to_dict(),
                    timings=timings, provenance=provenance, worker=k,
-                   finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                   finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   stage=self.job.stage, probe_version=self.job.version(probe))
 
     def _fail(self, k: int, config: Config, pending: list[ProbeSet], err: RysError, server) -> None:
         log_path = getattr(err, "log_path", None) or (server.log_path if server is not None else None)
@@ -543,10 +561,29 @@ def model_rows(job: SweepJob) -> list[Row]:
             if r.provenance.get("model_sha256") == job.model_sha256 and (r.probe, r.probe_sha256) in wanted]
 
 
+def version_rows(job: SweepJob) -> list[Row]:
+    """Rows of this model, stage and search probe versions, on whatever items (all halving rungs)."""
+    wanted = {(p.name, job.version(p)) for p in job.probes}
+    return [r for r in job.results.rows()
+            if r.provenance.get("model_sha256") == job.model_sha256 and r.stage == job.stage
+            and (r.probe, r.version) in wanted]
+
+
 def baseline_results(job: SweepJob) -> dict[str, ProbeResult]:
-    """The baseline's ProbeResult per probe, from rows already written."""
+    """The baseline's ProbeResult per probe, from rows already written: scored on exactly the probe's
+    items, or on a superset of them (a halving rung runs on the first items of the baseline's set)."""
     key = baseline(job.n_layers).key
-    return {r.probe: ProbeResult.from_dict(r.result) for r in model_rows(job) if r.path == key}
+    rows = [r for r in version_rows(job) if r.path == key]
+    out = {}
+    for probe in job.probes:
+        ids = {item.id for item in probe.items}
+        mine = [r for r in rows if r.probe == probe.name]
+        exact = [r for r in mine if r.probe_sha256 == probe.sha256]
+        cover = [r for r in mine if ids <= {str(item["id"]) for item in r.result["items"]}]
+        pick = (exact or cover or [None])[-1]
+        if pick is not None:
+            out[probe.name] = ProbeResult.from_dict(pick.result)
+    return out
 
 
 def switching(job: SweepJob) -> bool:
