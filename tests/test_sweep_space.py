@@ -88,3 +88,30 @@ def test_order_for_switching_runs_the_longest_path_first():
     ordered = order_for_switching(configs)
     assert ordered[0].is_baseline
     assert [c.label for c in ordered[1:]] == ["(2,5)", "(1,3)", "(4,6)", "(0,1)"]  # 13, 12, 12, 11 layers
+
+
+def test_under_a_partial_offload_each_fresh_server_is_followed_by_the_paths_that_fit_it():
+    from rys.llama.runtime import offload_sides
+    from rys.sweep.space import Config, order_for_switching
+
+    side = offload_sides(("-ngl", "4"), 10)  # llama.cpp: layers 10 + 1 - 4 = 7.. on the GPU
+    assert [side(layer) for layer in range(10)] == [0] * 7 + [1] * 3
+    a, b, c, e = block_config(4, 8, 10), block_config(2, 4, 10), block_config(5, 7, 10), block_config(8, 10, 10)
+    d = Config((0, 1, 2, 4, 5, 6, 7, 8, 9))  # skip layer 3
+    # sides: a 0000000 1 000 111 (14), b and c 000000000 111 (12), e 0000000 11111 (12), d 000000 111 (9)
+    ordered = order_for_switching([d, e, a, c, b, baseline(10)], side)
+    assert ordered[0].is_baseline
+    # a fits nothing after it; c's sides equal b's (both run 0..6 on the CPU at positions 0..8); e and d differ
+    assert [x.label for x in ordered[1:]] == [a.label, b.label, c.label, e.label, d.label]
+    assert order_for_switching([d, e, a, c, b], None)[0] == a  # one device: longest first, as before
+
+
+def test_offload_sides_only_for_a_partial_offload_rys_can_read():
+    from rys.llama.runtime import offload_sides
+
+    assert offload_sides((), 30) is None  # the build's default: every layer that fits
+    assert offload_sides(("-ngl", "99"), 30) is None and offload_sides(("-ngl", "31"), 30) is None
+    assert offload_sides(("-ngl", "0"), 30) is None and offload_sides(("--n-gpu-layers", "all"), 30) is None
+    assert offload_sides(("-ngl", "10", "-ts", "1,1"), 30) is None  # several devices: the user's own split
+    side = offload_sides(("--gpu-layers=30",), 30)
+    assert side(0) == 0 and side(1) == 1  # 30 of 31 offloadable (29 layers + the output): layer 0 stays

@@ -84,3 +84,25 @@ def find_patched_server() -> Path:
     raise ServerNotFound("no llama-server with runtime layer paths found "
                          f"(looked at ${ENV_VAR} and {build_dir('cpu', patched=True)})",
                          "run: rys setup llama-server --patched")
+
+
+def offload_sides(extra_args, n_layers: int):
+    """Under a partial offload (-ngl K with 0 < K <= n_layers), which side each physical layer's weights
+    are on: llama.cpp puts layers n_layers + 1 - K .. n_layers - 1 (and the output) on the GPU, and the
+    patched server runs an aliased layer where its weights are. Returns layer -> 0 (CPU) or 1 (GPU), or
+    None when every layer is on one side or the layout is the user's own (tensor overrides or splits):
+    then no path is refused a switch for its devices. Only an ordering hint: the server itself checks
+    every switch."""
+    from rys.llama.features import flag_value
+
+    given = next((v for v in (flag_value(extra_args, f) for f in ("-ngl", "--gpu-layers", "--n-gpu-layers"))
+                  if v is not None), None)
+    if given is None or not given.lstrip("-").isdigit():
+        return None
+    if any(flag_value(extra_args, f) is not None for f in ("-ot", "--override-tensor", "-ts", "--tensor-split")):
+        return None
+    ngl = int(given)
+    if ngl <= 0 or ngl >= n_layers + 1:
+        return None
+    first_gpu = n_layers + 1 - ngl
+    return lambda layer: int(layer >= first_gpu)

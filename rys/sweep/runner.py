@@ -608,8 +608,13 @@ def run_configs(job: SweepJob, configs: list[Config], skip_baseline: bool = Fals
     path first when servers switch paths in place). With prefix reuse the baseline's server keeps the
     rows the configs start from and scores them too."""
     stats = RunStats()
-    order = order_for_switching if switching(job) else order_for_reuse
-    configs = [c for c in order(configs) if not c.is_baseline]
+    if switching(job):
+        from rys.llama.runtime import offload_sides
+
+        sides = offload_sides(job.server.extra_args, job.n_layers)  # a partial offload: fewer paths fit
+        configs = [c for c in order_for_switching(configs, sides) if not c.is_baseline]
+    else:
+        configs = [c for c in order_for_reuse(configs) if not c.is_baseline]
     if reusing_prefix(job):
         job.capture = None  # planned from these configs once a server can say its width
         job.reuse_paths = [c.path for c in configs]

@@ -161,7 +161,24 @@ def order_for_reuse(configs: list[Config]) -> list[Config]:
     return [c for _, c in sorted(enumerate(unique), key=rank)]
 
 
-def order_for_switching(configs: list[Config]) -> list[Config]:
+def order_for_switching(configs: list[Config], side_of=None) -> list[Config]:
     """order_for_reuse, then longest path first. A server that switches paths in place keeps the KV cache
-    it made for its first path, so every later (shorter or equal) path of a uniform model fits in it."""
-    return sorted(order_for_reuse(configs), key=lambda c: (not c.is_baseline, -len(c.path)))
+    it made for its first path, so every later (shorter or equal) path of a uniform model fits in it.
+
+    Under a partial offload (side_of: layer -> device side, rys.llama.runtime.offload_sides) a path fits
+    only where each position keeps the side it had in the start path: its sequence of sides must begin
+    the start path's. Then the longest path left starts a server and every path that fits it follows, so
+    each refusal (a fresh server) starts a run of paths that all switch."""
+    ordered = sorted(order_for_reuse(configs), key=lambda c: (not c.is_baseline, -len(c.path)))
+    if side_of is None:
+        return ordered
+    sides = {c.path: tuple(side_of(layer) for layer in c.path) for c in ordered}
+    out = [c for c in ordered if c.is_baseline]
+    left = [c for c in ordered if not c.is_baseline]
+    while left:
+        head, left = left[0], left[1:]
+        start = sides[head.path]
+        fits = [c for c in left if sides[c.path] == start[:len(c.path)]]
+        out += [head, *fits]
+        left = [c for c in left if c not in fits]
+    return out
