@@ -10,7 +10,6 @@ rewrite) pins one method, e.g. to compare them or to work around a problem in on
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rys.errors import RysError
+from rys.gguf.check import path_problems_for
 from rys.llama.features import PATH_SWITCH, has_feature
 from rys.llama.runtime import (
     MAX_VALUE_CHARS,
@@ -33,14 +33,6 @@ from rys.paths import format_path
 METHOD_ENV = "RYS_PATH_METHOD"
 METHODS = ("auto", METHOD_RUNTIME, METHOD_REWRITE)
 
-# Architectures the patch accepts (rys_check_layer_path in vendor/llama.cpp/layer-path.patch): their
-# graphs depend on the layer index only through per-layer hparams the patch remaps. Keep both in step.
-RUNTIME_ARCHS = frozenset({
-    "llama", "mistral3", "qwen2", "qwen3", "phi3", "exaone", "granite", "gemma", "gemma2", "gemma3",
-    "cohere2", "olmo2", "gpt-oss", "exaone4", "smollm3",
-})
-
-
 @dataclass
 class ServedPath:
     """A server for one layer path; `server` is started by serve_path(start=True) or by the caller."""
@@ -53,27 +45,16 @@ class ServedPath:
     bytes_written: int
 
 
-@functools.lru_cache(maxsize=32)
-def _model_facts(model: str, _mtime_ns: int, _size: int) -> tuple[str, int]:
-    # mtime and size are part of the key so a replaced file is read again
-    from rys.gguf import model_info
-
-    info = model_info(model)
-    return info.arch, info.n_nextn
-
-
 def _runtime_obstacle(binary, model: Path, path: Sequence[int]) -> str | None:
     """Why this path cannot run at run time on this server (None: it can)."""
     if not supports_runtime_paths(binary):
         return f"{binary} does not support runtime layer paths (a stock build)"
     if len(format_path(path)) > MAX_VALUE_CHARS:
         return f"the path is longer than the {MAX_VALUE_CHARS} characters llama.cpp takes in one override"
-    stat = model.stat()
-    arch, n_nextn = _model_facts(str(model.resolve()), stat.st_mtime_ns, stat.st_size)
-    if arch not in RUNTIME_ARCHS:
-        return f"architecture {arch!r} is not supported by the runtime patch"
-    if n_nextn:
-        return "the model has MTP (nextn) layers, which the runtime patch does not remap"
+    # the architecture's rules for the runtime patch (rys/gguf/arch_rules.py, which the patch follows too)
+    problems = path_problems_for(model, path, METHOD_RUNTIME)
+    if problems:
+        return "; ".join(problems)
     return None
 
 

@@ -206,17 +206,19 @@ def test_the_seam_detects_the_method_from_the_server(patched_bin, llama_server_b
         choose_method(llama_server_bin, smollm2, path, "runtime")
 
 
-def test_the_seam_falls_back_to_the_rewriter_where_the_patch_refuses(patched_bin, smollm2, monkeypatch):
+def test_the_seam_falls_back_to_the_rewriter_where_the_patch_refuses(patched_bin, tmp_path, monkeypatch):
     from rys import serve_path
     from rys.errors import RysError
+    from rys.gguf.fixtures import TinySpec, header_only
 
+    # a real file of an architecture the table refuses (only its metadata is read to choose)
+    model = header_only(TinySpec("minimax-01", n_layers=4), tmp_path / "m.gguf")
     monkeypatch.delenv("RYS_PATH_METHOD", raising=False)
-    monkeypatch.setattr(serve_path, "_model_facts", lambda *_: ("qwen3next", 0))
-    assert serve_path.choose_method(patched_bin, smollm2, [0, 1, 1]) == METHOD_REWRITE
-    with pytest.raises(RuntimePathError, match="qwen3next"):
-        serve_path.choose_method(patched_bin, smollm2, [0, 1, 1], "runtime")
+    assert serve_path.choose_method(patched_bin, model, [0, 1, 1]) == METHOD_REWRITE
+    with pytest.raises(RuntimePathError, match="minimax-01"):
+        serve_path.choose_method(patched_bin, model, [0, 1, 1], "runtime")
     with pytest.raises(RysError, match="unknown layer-path method"):
-        serve_path.choose_method(patched_bin, smollm2, [0, 1, 1], "copy")
+        serve_path.choose_method(patched_bin, model, [0, 1, 1], "copy")
 
 
 @pytest.mark.server

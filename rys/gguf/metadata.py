@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from gguf import GGUFValueType
 
-from rys.gguf.arch_rules import SWA_KEY, ArchRule, IndexArray, IndexPattern
+from rys.gguf.arch_rules import N_LAYERS, REWRITE, RUNTIME, SWA_KEY, ArchRule, IndexArray, IndexPattern, refusal
 from rys.gguf.source import MetaValue
 
 # Arrays that are not per-layer even when their length happens to equal block_count.
@@ -21,10 +21,14 @@ def layer_map(path: Sequence[int], n_layers: int, n_nextn: int = 0) -> list[int]
     return list(path) + [n_layers + k for k in range(n_nextn)]
 
 
-def _pattern_period(pattern: IndexPattern, arch: str, meta: Mapping[str, MetaValue]) -> int | None:
+def _pattern_period(pattern: IndexPattern, arch: str, meta: Mapping[str, MetaValue], n_layers: int) -> int | None:
+    if pattern.period == N_LAYERS:
+        return n_layers
     if isinstance(pattern.period, str):
         entry = meta.get(f"{arch}.{pattern.period}")
-        return int(entry.value) if entry is not None else 0
+        if entry is None:
+            return pattern.default or 0
+        return int(entry.value)
     return None
 
 
@@ -51,38 +55,55 @@ def source_swa_flags(rule: ArchRule | None, arch: str, meta: Mapping[str, MetaVa
 
 
 def path_problems(rule: ArchRule | None, arch: str, meta: Mapping[str, MetaValue], n_layers: int,
-                  path: Sequence[int]) -> list[str]:
-    """Reasons no metadata can make `path` right (empty = fine). The identity path is always fine."""
+                  path: Sequence[int], method: str = REWRITE) -> list[str]:
+    """Reasons no metadata can make `path` right under `method` (REWRITE: a rewritten file on any
+    llama-server; RUNTIME: the unchanged file on the patched one). Empty = fine; the identity path is
+    always fine."""
     if list(path) == list(range(n_layers)):
         return []
-    if rule is None:
-        return [(f"architecture {arch!r} is not in rys's table of architectures whose layer paths are known "
-                 f"to be right (rys/gguf/arch_rules.py)")]
-    if rule.unsupported:
-        return [rule.unsupported]
+    refused = refusal(rule, arch, method)
+    if refused:
+        return [refused]
     problems = []
-    for what, pattern in rule.fixed:
-        period = _pattern_period(pattern, arch, meta)
+    for when in rule.refuse_when:
+        entry = meta.get(f"{arch}.{when.key}")
+        if entry is not None and not isinstance(entry.value, (list, str)) and entry.value > 0:
+            problems.append(f"{when.reason} ({arch}.{when.key} = {entry.value})")
+    if problems:
+        return problems
+    for fixed in rule.fixed:
+        if method not in fixed.methods:
+            continue
+        pattern = fixed.pattern
+        period = _pattern_period(pattern, arch, meta, n_layers)
         src, new = pattern.flags(n_layers, period), pattern.flags(len(path), period)
         bad = [p for p, s in enumerate(path) if new[p] != src[s]]
         if bad:
             p = bad[0]
-            problems.append(f"{arch} derives {what} from the layer index: position {p} "
+            shown = pattern.period if isinstance(pattern.period, int) else period
+            hint = (f"keep layers below {shown} at positions below {shown}" if pattern.residues == "prefix"
+                    else f"keep each layer at the same position modulo {shown} (e.g. blocks of a multiple of {shown})")
+            problems.append(f"{arch} derives {fixed.what} from the layer index: position {p} "
                             f"{'has' if new[p] else 'lacks'} it but source layer {path[p]} "
-                            f"{'has' if src[path[p]] else 'lacks'} it ({len(bad)} positions differ); "
-                            f"keep each layer at the same position modulo the pattern (e.g. blocks of a "
-                            f"multiple of {pattern.period if isinstance(pattern.period, int) else period})")
-    if rule.dense_prefix_key:
-        entry = meta.get(f"{arch}.{rule.dense_prefix_key}")
-        lead = int(entry.value) if entry is not None else 0
-        bad = [p for p, s in enumerate(path) if (p < lead) != (s < lead)]
-        if bad:
-            problems.append(f"{arch} runs the first {lead} layers dense ({rule.dense_prefix_key}); position "
-                            f"{bad[0]} holds layer {path[bad[0]]}, so dense and MoE layers would be mixed up")
-    for counts, what in rule.count_switches:
-        if (n_layers in counts) != (len(path) in counts):
-            problems.append(f"{arch}: {what}; the source has {n_layers} layers and the path {len(path)}")
+                            f"{'has' if src[path[p]] else 'lacks'} it ({len(bad)} positions differ); {hint}")
+    if rule.same_length and len(path) != n_layers:
+        problems.append(f"{arch}: {rule.same_length}; the source has {n_layers} layers and the path {len(path)}")
+    if method == REWRITE:
+        for switch in rule.count_switches:
+            if switch.hits(n_layers) != switch.hits(len(path)):
+                problems.append(f"{arch}: {switch.what}; the source has {n_layers} layers and the path {len(path)} "
+                                f"(the runtime patch keeps the source's behaviour)")
     return problems
+
+
+def _pin_values(rule: ArchRule | None, arch: str, meta: Mapping[str, MetaValue], n_layers: int) -> dict[str, MetaValue]:
+    pins = {}
+    for pin in rule.pins if rule else ():
+        key = f"{arch}.{pin.key}"
+        if key not in meta:
+            type_name, value = pin.value(meta, n_layers)
+            pins[key] = MetaValue(GGUFValueType[type_name], value)
+    return pins
 
 
 def remap_metadata(meta: Mapping[str, MetaValue], arch: str, rule: ArchRule | None, block_count: int,
@@ -91,7 +112,8 @@ def remap_metadata(meta: Mapping[str, MetaValue], arch: str, rule: ArchRule | No
 
     Every `{arch}.*` array with one entry per block is remapped new[p] = old[map[p]], the sliding-window
     pattern and recurrent layers are written explicitly where llama.cpp would derive them from the (now
-    shifted) index, and the input's split.* keys are dropped (the store adds its own).
+    shifted) index, values llama.cpp derives from the layer count are pinned (ArchRule.pins), and the
+    input's split.* keys are dropped (the store adds its own).
     """
     n_nextn = block_count - n_layers
     mapping = layer_map(path, n_layers, n_nextn)
@@ -107,4 +129,5 @@ def remap_metadata(meta: Mapping[str, MetaValue], arch: str, rule: ArchRule | No
     for spec in rule.index_arrays if rule else ():
         flags = source_flags(spec, arch, meta, block_count, n_layers)
         changes[f"{arch}.{spec.key}"] = MetaValue(GGUFValueType.ARRAY, [flags[s] for s in mapping], GGUFValueType.BOOL)
+    changes.update(_pin_values(rule, arch, meta, n_layers))
     return changes
