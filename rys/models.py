@@ -147,9 +147,18 @@ def resolve_model(spec: str | Path, install: bool = True) -> Path:
     """An alias or a path -> a checked local GGUF path."""
     text = str(spec)
     if text in DEMO_MODELS:
-        return check_gguf(demo_model_path(text, install))
+        return _checked(check_gguf(demo_model_path(text, install)))
     path = Path(text).expanduser()
     if not path.exists() and "/" not in text and not text.endswith(".gguf"):
         raise ModelNotFound(f"unknown model {text!r}: not a demo alias and no such file",
                             f"use a path to a .gguf file or one of: {', '.join(DEMO_MODELS)} (rys models list)")
-    return check_gguf(path)
+    return _checked(check_gguf(path))
+
+
+def _checked(path: Path) -> Path:
+    """The whole file read as `rys inspect` reads it (CorruptGGUF names what is wrong: truncated, a
+    missing split, ...): every command that serves a model resolves it here, before any server starts."""
+    from rys.gguf.check import check_servable
+
+    check_servable(path)
+    return path

@@ -103,6 +103,7 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
     rys sweep smollm2 --probe math --limit 16 --block-sizes "2 3 4" --stride 2
     """
     from rys.gguf import LayerStore
+    from rys.gguf.check import refuse_sweep
     from rys.gguf.provenance import file_sha256
     from rys.gguf.source import open_source
     from rys.llama.locate import find_llama_server
@@ -116,6 +117,7 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
     from rys.sweep.strategy import Search, get_strategy
 
     model_path = resolve_model(model)
+    refuse_sweep(model_path)  # an architecture no path can be right for stops here, with the reason
     binary = find_llama_server(llama_server)
     if confirm_top < 0:
         raise SweepError(f"--confirm-top must be 0 or more, got {confirm_top}", "use --confirm-top 3, or 0 to skip it")

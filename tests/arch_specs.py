@@ -1,0 +1,26 @@
+"""The tiny generated models tests/test_arch_paths.py verifies, one per accepted architecture, with the
+keys that give each its per-layer differences (dense prefix, MoE interleave, recurrent / attention layers)."""
+
+from __future__ import annotations
+
+from rys.gguf.fixtures import TinySpec
+
+DENSE_LEAD = (("leading_dense_block_count", 1),)
+
+SPECS: dict[str, TinySpec] = {spec.arch: spec for spec in (
+    # the architectures issue 17 names
+    TinySpec("qwen3moe"), TinySpec("qwen2moe"), TinySpec("glm4"), TinySpec("glm4moe", keys=DENSE_LEAD),
+    TinySpec("command-r"),
+    TinySpec("gemma4", keys=(("embedding_length_per_layer_input", 0), ("attention.shared_kv_layers", 0))),
+    TinySpec("mistral4", keys=DENSE_LEAD), TinySpec("phi2"), TinySpec("starcoder2"), TinySpec("olmo"),
+    TinySpec("olmoe"), TinySpec("granitemoe"), TinySpec("nemotron"), TinySpec("internlm2"), TinySpec("minicpm"),
+    TinySpec("deepseek", keys=DENSE_LEAD), TinySpec("falcon"), TinySpec("ernie4_5"),
+    TinySpec("ernie4_5-moe", keys=DENSE_LEAD + (("interleave_moe_layer_step", 2),)),
+    TinySpec("hunyuan-moe"), TinySpec("seed_oss"), TinySpec("apertus"),
+    TinySpec("lfm2", keys=(("attention.head_count_kv", [0, 0, 2, 0, 0, 2]),)),
+    TinySpec("bailingmoe"), TinySpec("dots1", keys=DENSE_LEAD), TinySpec("qwen3vl"), TinySpec("qwen3vlmoe"),
+    # what the runtime patch accepted before, and the index-pattern families
+    TinySpec("llama"), TinySpec("qwen2"), TinySpec("qwen3"), TinySpec("gemma2"), TinySpec("gemma3"),
+    TinySpec("smollm3", n_layers=8), TinySpec("cohere2"), TinySpec("olmo2"), TinySpec("gpt-oss"),
+    TinySpec("exaone4"), TinySpec("qwen35"),
+)}
