@@ -140,8 +140,8 @@ def test_doctor_shows_the_cpu_and_the_devices(llama_server_bin, smollm2):
     done = subprocess.run([sys.executable, "-m", "rys.cli", "doctor", "--llama-server", str(llama_server_bin)],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    lines = dict(line.split(" : ", 1) for line in done.stdout.splitlines() if " : " in line)
-    cpu_line, devices = lines["cpu          "], lines["devices      "]
+    lines = {k.strip(): v for k, v in (line.split(" : ", 1) for line in done.stdout.splitlines() if " : " in line)}
+    cpu_line, devices = lines["cpu"], lines["devices"]
     from rys.llama.cpu import host_cpu
 
     assert host_cpu().model in cpu_line and ("avx2" in cpu_line) == ("avx2" in host_cpu().flags)
