@@ -48,6 +48,9 @@ def test_choice_log_odds_is_against_best_wrong_option_not_all_wrong_mass():
 def test_choice_tie_is_not_correct_and_unreachable_tokens_are_handled():
     tie = choice_outcome({"A": [L(0.25)], "B": [L(0.25)]}, "B")
     assert tie["p_correct"] == pytest.approx(0.5) and tie["correct"] is False
+    # a tie picks nothing: the prediction never equals the gold label while correct is False
+    assert tie["prediction"] is None and tie["detail"]["tied"] == ["A", "B"]
+    assert choice_outcome({"A": [L(0.3)], "B": [L(0.3)], "C": [L(0.4)]}, "C")["prediction"] == "C"
     none = choice_outcome({"A": [-math.inf], "B": [L(0.1)]}, "A")
     assert none["p_correct"] == 0.0 and none["detail"]["log_odds"] == -math.inf
 
@@ -154,10 +157,23 @@ def test_integers():
     assert integers("1,234,567 and 3, 4 then -8 and 12.5") == [1234567, 3, 4, -8, 12, 5]
 
 
-def test_number_best_over_integers_with_thinking_stripped_by_client():
-    out = number_outcome("I get 5600 or maybe 56088.", "What is 123 multiplied by 456?", 56088)
-    assert out["score"] == 1.0
-    assert out["prediction"] == "5600" and out["correct"] is False  # the first number is the answer given
+def test_number_scores_the_answer_given_not_the_best_guess():
+    question = "What is 123 multiplied by 456?"
+    out = number_outcome("I get 5600 or maybe 56088.", question, 56088)
+    # the first number is the answer given: Ng's credit of 5600 vs 56088 (pad 1 of 5: 56000 vs 56088)
+    assert out["prediction"] == "5600" and out["correct"] is False
+    assert out["score"] == pytest.approx((1 - 88 / 56088) * 0.8)
+    guesses = number_outcome("0 1 2 3 4 5 56088", question, 56088)
+    assert guesses["score"] == 0.0 and guesses["detail"]["integers"] == 7  # ng_score(0, 56088) = 0
+    # Ng's rule, only when asked for: the best over every integer
+    assert number_outcome("0 1 2 3 4 5 56088", question, 56088, best_of_all=True)["score"] == 1.0
+    assert number_outcome("I get 5600 or maybe 56088.", question, 56088, best_of_all=True)["score"] == 1.0
+
+
+def test_number_best_is_an_explicit_scorer():
+    from rys.probes.scorers import get_scorer
+
+    assert get_scorer("number-best").best_of_all and not get_scorer("number").best_of_all
 
 
 def test_number_echoed_question_numbers_earn_nothing():
@@ -187,6 +203,9 @@ def test_parse_ratings():
     text = "Angry: 8\nSad - 2\nhappy=1/10\nCalm: eleven"
     assert parse_ratings(text, REF) == {"Angry": 8, "Sad": 2, "Happy": 1}
     assert parse_ratings("Angry: 12", REF) == {}  # out of range is not a rating
+    # a negative rating is -3, not 3: outside 0-10, so not a rating
+    assert parse_ratings("Angry: -3\nSad -2\nCalm:-1", REF) == {}
+    assert parse_ratings("Angry: -3, Sad: 4", REF) == {"Sad": 4}
 
 
 def test_eq_score_hand_values():

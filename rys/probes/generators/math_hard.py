@@ -49,7 +49,8 @@ def items(n: int, seed: int) -> list[dict]:
 
 def generate_math(n: int, seed: int) -> dict:
     return probe("math", "Hard arithmetic (products, square and cube roots, powers) answered by greedy "
-                 "generation; Ng's partial credit, best over the integers in the reply.", "number",
+                 "generation; Ng's partial credit of the reply's answer (its first integer not echoed from the "
+                 "question).", "number",
                  items(n, seed), max_tokens=24)
 
 

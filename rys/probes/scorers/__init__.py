@@ -7,12 +7,12 @@ from rys.probes.scorers.choice import ChoiceGenScorer, ChoiceScorer
 from rys.probes.scorers.continuation import ContinuationScorer
 from rys.probes.scorers.eq import EqScorer
 from rys.probes.scorers.json_answer import JsonScorer
-from rys.probes.scorers.number import NumberScorer
+from rys.probes.scorers.number import NumberBestScorer, NumberScorer
 from rys.probes.scorers.rating import RatingScorer
 from rys.probes.sets import ProbeError
 
 SCORERS: dict[str, Scorer] = {s.name: s for s in (ChoiceScorer(), ChoiceGenScorer(), RatingScorer(),
-                                                  ContinuationScorer(), NumberScorer(), EqScorer(),
+                                                  ContinuationScorer(), NumberScorer(), NumberBestScorer(), EqScorer(),
                                                   JsonScorer())}
 
 

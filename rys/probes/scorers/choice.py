@@ -46,12 +46,18 @@ def choice_outcome(label_logprobs: dict[str, list[float]], gold: str) -> dict:
     mass = {label: logsumexp(lps) for label, lps in label_logprobs.items()}
     total = logsumexp(mass.values())
     best_wrong = max(v for label, v in mass.items() if label != gold)
-    prediction = max(mass, key=lambda label: mass[label])  # first label wins a tie
+    top = max(mass.values())
+    leaders = [label for label, v in mass.items() if v == top]
+    # a tie picks no option: prediction None, so "prediction == gold" and "correct" always agree
+    prediction = leaders[0] if len(leaders) == 1 and top != -math.inf else None
     p_correct = math.exp(mass[gold] - total) if total != -math.inf else 0.0
     log_odds = mass[gold] - best_wrong if mass[gold] != -math.inf else -math.inf
+    detail = {"log_odds": log_odds}
+    if len(leaders) > 1:
+        detail["tied"] = leaders
     return {"score": p_correct, "p_correct": p_correct, "correct": log_odds > 0,
             "prediction": prediction, "coverage": math.exp(total) if total != -math.inf else 0.0,
-            "detail": {"log_odds": log_odds}}
+            "detail": detail}
 
 
 def choice_chance(items) -> float:

@@ -13,10 +13,14 @@ from rys.probes.scorers.base import Scorer, build_prompt, result
 
 
 def parse_ratings(text: str, emotions) -> dict[str, float]:
-    """emotion -> the first rating 0-10 written after its name ("Anger: 7", "anger = 7/10")."""
+    """emotion -> the first rating 0-10 written after its name ("Anger: 7", "anger = 7/10", "Sad - 2").
+
+    A minus sign on the number stays part of it ("Angry: -3" is -3, outside 0-10, so not a rating),
+    while a dash between name and number ("Sad - 2") is only a separator.
+    """
     found = {}
     for emotion in emotions:
-        match = re.search(rf"\b{re.escape(emotion)}\b\W{{0,4}}?(\d+(?:\.\d+)?)", text, re.IGNORECASE)
+        match = re.search(rf"\b{re.escape(emotion)}\b\W{{0,4}}?(?<!-)(-?\d+(?:\.\d+)?)", text, re.IGNORECASE)
         if match and 0 <= float(match.group(1)) <= 10:
             found[emotion] = float(match.group(1))
     return found

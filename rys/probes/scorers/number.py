@@ -1,7 +1,11 @@
 """`number`: short greedy generation, scored with Ng's hard-math partial credit.
 
-Best over every integer in the answer (thinking text already stripped by the client), as the original,
-except integers echoed from the question: "123 * 456 = ..." must not earn credit for 123.
+`number` scores the answer the reply gives: its first integer that is not echoed from the question
+(thinking text already stripped by the client), the same one `correct` and `prediction` read, so
+"0 1 2 3 4 5 56088" earns the credit of 0, not of 56088: a list of guesses is not an answer.
+`number-best` is Ng's original rule, kept as an explicit choice for comparisons with the peers: the
+best over every integer in the reply (still never an integer echoed from the question, so
+"123 * 456 = ..." earns nothing for 123).
 """
 
 from __future__ import annotations
@@ -33,13 +37,20 @@ def ng_score(answer: int, expected: int) -> float:
     return min(1.0, max(0.0, closeness * (1 - pad / width)))
 
 
-def number_outcome(answer: str, question: str, expected: int) -> dict:
+def number_outcome(answer: str, question: str, expected: int, best_of_all: bool = False) -> dict:
+    """Score of the reply's answer (its first non-echoed integer), or with best_of_all the best over
+    all its non-echoed integers (Ng's rule)."""
     echoed = set(integers(question))
     candidates = [n for n in integers(answer) if n not in echoed]
     prediction = candidates[0] if candidates else None
-    return {"score": max((ng_score(n, expected) for n in candidates), default=0.0), "p_correct": None,
-            "correct": prediction == expected, "prediction": None if prediction is None else str(prediction),
-            "coverage": 1.0 if candidates else 0.0, "detail": {"text": answer}}
+    if best_of_all:
+        score = max((ng_score(n, expected) for n in candidates), default=0.0)
+    else:
+        score = 0.0 if prediction is None else ng_score(prediction, expected)
+    return {"score": score, "p_correct": None, "correct": prediction == expected,
+            "prediction": None if prediction is None else str(prediction),
+            "coverage": 1.0 if candidates else 0.0,
+            "detail": {"text": answer, "integers": len(set(candidates))}}
 
 
 def cross_scores(items, score):
@@ -63,6 +74,7 @@ def cross_constant(items, table) -> tuple[float, str]:
 class NumberScorer(Scorer):
     name = "number"
     generates = True
+    best_of_all = False
 
     def check_item(self, item):
         if isinstance(item.answer, bool) or not isinstance(item.answer, int):
@@ -73,7 +85,7 @@ class NumberScorer(Scorer):
 
     def score_item(self, client, probe, item):
         generation = client.generate(build_prompt(client, probe, item), max_tokens=probe.max_tokens)
-        return result(item, **number_outcome(generation.answer, item.prompt, item.answer))
+        return result(item, **number_outcome(generation.answer, item.prompt, item.answer, self.best_of_all))
 
     def _table(self, items):
         return cross_scores(items, lambda answer, item: ng_score(answer, item.answer))
@@ -83,3 +95,10 @@ class NumberScorer(Scorer):
 
     def constant(self, items):
         return cross_constant(items, self._table(items))
+
+
+class NumberBestScorer(NumberScorer):
+    """Ng's rule: the best partial credit over every integer in the reply."""
+
+    name = "number-best"
+    best_of_all = True
