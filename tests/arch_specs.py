@@ -6,13 +6,16 @@ from __future__ import annotations
 from rys.gguf.fixtures import TinySpec
 
 DENSE_LEAD = (("leading_dense_block_count", 1),)
+# multi-head latent attention: a K head of 16 non-rotary + 8 rotary dims over a 16-dim latent
+MLA = (("attention.key_length", 24), ("attention.value_length", 16), ("rope.dimension_count", 8),
+       ("attention.q_lora_rank", 32), ("attention.kv_lora_rank", 16))
 
 SPECS: dict[str, TinySpec] = {spec.arch: spec for spec in (
     # the architectures issue 17 names
     TinySpec("qwen3moe"), TinySpec("qwen2moe"), TinySpec("glm4"), TinySpec("glm4moe", keys=DENSE_LEAD),
     TinySpec("command-r"),
     TinySpec("gemma4", keys=(("embedding_length_per_layer_input", 0), ("attention.shared_kv_layers", 0))),
-    TinySpec("mistral4", keys=DENSE_LEAD), TinySpec("phi2"), TinySpec("starcoder2"), TinySpec("olmo"),
+    TinySpec("mistral4", keys=DENSE_LEAD + MLA), TinySpec("phi2"), TinySpec("starcoder2"), TinySpec("olmo"),
     TinySpec("olmoe"), TinySpec("granitemoe"), TinySpec("nemotron"), TinySpec("internlm2"), TinySpec("minicpm"),
     TinySpec("deepseek", keys=DENSE_LEAD), TinySpec("falcon"), TinySpec("ernie4_5"),
     TinySpec("ernie4_5-moe", keys=DENSE_LEAD + (("interleave_moe_layer_step", 2),)),
