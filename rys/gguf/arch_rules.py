@@ -323,6 +323,27 @@ ARCH_RULES: dict[str, ArchRule] = {
 }
 
 
+def describe(rule: ArchRule) -> str:
+    """One line of what a layer path must respect for this architecture (docs table, rys inspect)."""
+    parts = []
+    for spec in rule.index_arrays:
+        parts.append(f"writes `{spec.key}` (by index, period {spec.pattern.period})")
+    for fixed in rule.fixed:
+        where = "" if set(fixed.methods) == set(BOTH) else f" ({', '.join(fixed.methods)} only)"
+        parts.append(f"keeps {fixed.what}{where}")
+    for switch in rule.count_switches:
+        parts.append(f"rewrite keeps the layer count class: {switch.what}")
+    for pin in rule.pins:
+        parts.append(f"rewrite pins `{pin.key}`")
+    if rule.same_length:
+        parts.append(f"same length only: {rule.same_length}")
+    for when in rule.refuse_when:
+        parts.append(f"refused when `{when.key}` > 0: {when.reason}")
+    if rule.note:
+        parts.append(rule.note)
+    return "; ".join(parts) or "generic"
+
+
 def rule_for(arch: str) -> ArchRule | None:
     return ARCH_RULES.get(arch)
 

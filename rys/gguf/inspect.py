@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gguf import GGMLQuantizationType, GGUFValueType
 
-from rys.gguf.arch_rules import rule_for
+from rys.gguf.arch_rules import RUNTIME, describe, refusal, rule_for
 from rys.gguf.metadata import source_swa_flags
 from rys.gguf.source import open_source
 
@@ -34,6 +34,7 @@ class ModelInfo:
     file_bytes: int
     global_bytes: int
     known_arch: bool  # in rys's architecture table
+    path_rules: str  # what layer paths of this architecture must respect, or why they are refused
     per_layer_arrays: dict[str, list]
     swa_layers: list[int] | None  # None: the architecture has no sliding-window layers
     layers: list[LayerInfo]
@@ -61,10 +62,20 @@ def model_info(src: str | Path) -> ModelInfo:
         n_layers=source.n_layers, block_count=source.block_count, n_nextn=source.n_nextn,
         alignment=source.alignment, file_bytes=sum(f.stat().st_size for f in source.files),
         global_bytes=sum(t.nbytes for t in source.global_tensors), known_arch=rule is not None,
+        path_rules=_path_rules(rule, source.arch),
         per_layer_arrays=arrays,
         swa_layers=None if swa is None else [il for il, flag in enumerate(swa) if flag],
         layers=layers,
         provenance={key: str(mv.value) for key, mv in meta.items() if key.startswith("rys.")})
+
+
+def _path_rules(rule, arch: str) -> str:
+    rewrite, runtime = refusal(rule, arch), refusal(rule, arch, RUNTIME)
+    if rewrite:
+        return f"refused: {rewrite}"
+    if runtime:
+        return f"rewrite only ({runtime}); {describe(rule)}"
+    return describe(rule)
 
 
 def format_info(info: ModelInfo) -> str:
@@ -79,6 +90,7 @@ def format_info(info: ModelInfo) -> str:
         f"layers      {info.n_layers}" + (f" + {info.n_nextn} nextn/MTP" if info.n_nextn else ""),
         f"size        {info.file_bytes / mb:.1f} MB ({info.global_bytes / mb:.1f} MB outside the layers)",
         f"alignment   {info.alignment}",
+        f"paths       {info.path_rules}",
     ]
     if info.swa_layers is not None:
         lines.append(f"sliding-window layers  {format_path(info.swa_layers) if info.swa_layers else 'none'}")
