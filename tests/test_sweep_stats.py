@@ -1,5 +1,7 @@
 """The sweep's corrected verdicts, held-out confirmation and strategy math, on simulated rows (no server)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from test_sweep_outputs import N, make_row
@@ -88,7 +90,7 @@ def test_holdout_split_is_fixed_by_item_ids():
     assert {i.id for i in search.items}.isdisjoint({i.id for i in held.items})
     assert len(search.items) + len(held.items) == len(probe.items)
     assert 5 <= len(held.items) <= 20  # about a quarter of 50
-    again_search, again_held = split(probe.__class__(**{**probe.__dict__, "items": tuple(reversed(probe.items))}), 0.25)
+    _, again_held = split(dataclasses.replace(probe, items=tuple(reversed(probe.items))), 0.25)
     assert {i.id for i in again_held.items} == {i.id for i in held.items}  # order does not matter
     assert search.sha256 != held.sha256 != probe.sha256
 
@@ -125,3 +127,13 @@ def test_guided_features_and_two_block_paths():
     assert list(both.path) == [0, 1, 1, 2, 3, 4, 3, 4, 5]
     assert features(both.path, 6)[6:] == [3, 1, 4, 2]
     assert two_block(block_config(1, 4, 6), block_config(3, 5, 6), 6) is None  # overlapping blocks
+
+
+def test_guided_explores_the_config_farthest_from_what_was_measured():
+    from rys.sweep.space import Config, block_config
+    from rys.sweep.strategy.guided import farthest
+
+    space = [block_config(i, i + 2, 6) for i in range(5)] + [Config(tuple(range(6)) + (5, 5, 5))]
+    # measured: blocks at 0 and 1; the far end of the space is the path with layer 5 run four times
+    assert farthest(space[2:], space[:2], space, 6).path == (0, 1, 2, 3, 4, 5, 5, 5, 5)
+    assert farthest(space[2:5], space[:2], space, 6).i == 4  # among blocks: the one farthest from 0 and 1

@@ -2,6 +2,11 @@
 the combined score on what has been measured, score the configs it predicts best, refit, repeat until
 the budget is spent; then, optionally, a beam step over two-block paths made of the best blocks.
 
+A tree model cannot extrapolate: a config unlike anything measured is predicted like its nearest
+measured neighbours. So each batch of two or more also takes the candidate farthest (in standardized
+features) from everything measured, as SMAC interleaves random configurations, and a region the start
+missed still gets looked at.
+
 The model is scikit-learn's GradientBoostingRegressor on features any layer path has (how often each
 source layer runs, how many layers are added, where the repeated part starts and ends, how many
 repeated segments), so block start, block length, repeat count and multi-block paths share one model.
@@ -49,6 +54,21 @@ def predict(scored: dict[str, float], candidates: list[Config], n_layers: int, s
     return dict(zip((c.key for c in candidates), model.predict(grid).tolist()))
 
 
+def farthest(pool: list[Config], measured: list[Config], space: list[Config], n_layers: int) -> Config:
+    """The config of `pool` whose nearest measured config is farthest away, features scaled by their
+    spread over the whole space (ties: the first in pool order)."""
+    table = np.array([features(c.path, n_layers) for c in space])
+    spread = table.std(axis=0)
+    spread[spread == 0] = 1.0
+
+    def scaled(c: Config) -> np.ndarray:
+        return np.asarray(features(c.path, n_layers)) / spread
+
+    seen = np.array([scaled(c) for c in measured])
+    gaps = [float(np.min(np.linalg.norm(seen - scaled(c), axis=1))) for c in pool]
+    return pool[int(np.argmax(gaps))]
+
+
 def two_block(a: Config, b: Config, n_layers: int) -> Config | None:
     """Both duplications of two RYS configs in one path (blocks must not overlap): layers
     0..j1-1, i1..j2-1, i2..N-1 for i1 < j1 <= i2 < j2 -- each block runs twice."""
@@ -69,8 +89,9 @@ def run(search, options: dict) -> None:
     batch = max(1, int(options.get("batch", DEFAULTS["batch"])))
     candidates = list(search.candidates)
     n_layers = search.job.n_layers
-    budget = min(len(candidates), max(batch + 2, math.ceil(budget_share * len(candidates))))
-    start = min(budget, max(batch + 2, math.ceil(float(options.get("start", DEFAULTS["start"])) * budget)))
+    budget = min(len(candidates), max(4, math.ceil(budget_share * len(candidates))))
+    # at least 3 measured configs before the first fit: fewer cannot show a trend
+    start = min(budget, max(3, math.ceil(float(options.get("start", DEFAULTS["start"])) * budget)))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(candidates))
     chosen = [candidates[k] for k in order[:start]]
@@ -78,17 +99,21 @@ def run(search, options: dict) -> None:
                    f"surrogate up to {budget} of {len(candidates)}")
     search.score(chosen)
     while len(chosen) < budget:
-        measured = {r.path: r.combined for r in search.ranking(among=candidates)}
+        # only what this search chose so far: a rerun then refits on the same rows and chooses the same
+        measured = {r.path: r.combined for r in search.ranking(among=chosen)}
         left = [c for c in candidates if c.key not in {x.key for x in chosen}]
         if not left or len(measured) < 3:
             break
         guess = predict(measured, left, n_layers, seed)
-        take = sorted(left, key=lambda c: (-guess[c.key], c.key))[: min(batch, budget - len(chosen))]
+        size = min(batch, budget - len(chosen))
+        take = sorted(left, key=lambda c: (-guess[c.key], c.key))[: size - 1 if size > 1 else 1]
+        if size > 1:
+            take.append(farthest([c for c in left if c not in take], [*chosen, *take], candidates, n_layers))
         chosen += take
         search.score(take)
     beam = int(options.get("beam", DEFAULTS["beam"]))
     if beam > 1:
-        top = search.ranking(among=candidates)[:beam]
+        top = search.ranking(among=chosen)[:beam]
         by_key = {c.key: c for c in candidates}
         pairs = [two_block(by_key[a.path], by_key[b.path], n_layers)
                  for k, a in enumerate(top) for b in top[k + 1:]]

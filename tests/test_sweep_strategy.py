@@ -1,0 +1,85 @@
+"""Adaptive search and held-out confirmation on the real llama-server (SmolLM2, a few items).
+
+The planted effect: one candidate path is SmolLM2 with layers 27-28 run twice (close to the unmodified
+model), every other one cuts 3 to 9 middle layers out, which wrecks the answer likelihoods. Halving and
+guided must both end with the planted path on top while scoring less than the whole grid, keep every
+row in the one results file, confirm on fresh items, and score nothing again when rerun.
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from rys.cli import main
+from rys.sweep.results import read_rows
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+PLANTED = "0..28,27..29"
+DAMAGED = [f"0..9,{10 + k}..29" for k in range(3, 10)]
+
+
+@pytest.fixture
+def paths_file(tmp_path):
+    out = tmp_path / "paths.txt"
+    out.write_text("\n".join([PLANTED, *DAMAGED]) + "\n")  # planted first: guided's seeded start skips it
+    return out
+
+
+def _sweep(smollm2, patched_bin, paths_file, results, *extra):
+    args = ["sweep", str(smollm2), "--probe", "math-logprob", "--limit", "8", "--paths", str(paths_file),
+            "--results", str(results), "--llama-server", str(patched_bin), "--server-args", "-t 1",
+            "--ctx-size", "512", "--no-progress", "--no-html", "--top-k", "1", "--confirm-top", "1", *extra]
+    run = CliRunner().invoke(main, args)
+    assert run.exit_code == 0, run.output
+    return run.output
+
+
+def _search(rows):
+    return [r for r in rows if r.stage == "search" and not r.is_baseline]
+
+
+def test_halving_finds_the_planted_config_on_fewer_items(smollm2, patched_bin, paths_file, tmp_path):
+    from rys.sweep.rank import combined_ranking
+
+    results = tmp_path / "halving.jsonl"
+    out = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "halving", "--halving-eta", "2",
+                 "--halving-min-items", "2")
+    rows = read_rows(results)
+    search = _search(rows)
+    # rungs of 2, 4 and 8 items: 8 configs, then 4, then 2 (never fewer than --top-k/--confirm-top)
+    assert sorted({r.n_items for r in search}) == [2, 4, 8]
+    assert {r.n_items: sum(x.n_items == r.n_items for x in search) for r in search} == {2: 8, 4: 4, 8: 2}
+    assert sum(r.n_items for r in search) < 8 * 8  # less than the grid's 64 (config, item) pairs
+    # the plant is real: on the first rung the planted path beats every cut one
+    first = {r.path: r.delta["delta"] for r in search if r.n_items == 2}
+    assert all(first[PLANTED] > first[p] for p in DAMAGED)
+    assert combined_ranking(rows)[0].path == PLANTED
+    assert "items scored per (config, probe)" in out
+    # held-out: the baseline and the top config on 8 fresh items, in the same file
+    held = [r for r in rows if r.stage == "confirm"]
+    assert sorted(r.config for r in held) == sorted([PLANTED, "baseline"])
+    assert all(r.n_items == 8 and r.probe_sha256 != search[0].probe_sha256 for r in held)
+    assert "Held-out confirmation" in out and f"path {PLANTED}" in out
+    # rerun: the same cuts from the same rows, nothing scored again
+    again = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "halving", "--halving-eta", "2",
+                   "--halving-min-items", "2", "--no-report")
+    assert "\n0 configs scored" in again and len(read_rows(results)) == len(rows)
+
+
+def test_guided_finds_the_planted_config_within_its_budget(smollm2, patched_bin, paths_file, tmp_path):
+    from rys.sweep.rank import combined_ranking
+
+    results = tmp_path / "guided.jsonl"
+    out = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "guided", "--budget", "0.6")
+    rows = read_rows(results)
+    search = _search(rows)
+    # budget: 5 of the 8 paths (3 seeded random ones, which leave the planted path out, then the surrogate's 2)
+    assert len({r.path for r in search}) == 5 and all(r.n_items == 8 for r in search)
+    assert combined_ranking(rows)[0].path == PLANTED
+    assert "gradient-boosted surrogate" in out
+    assert any(r.stage == "confirm" and r.path == PLANTED for r in rows)
+    again = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "guided", "--budget", "0.6",
+                   "--no-report")
+    assert "\n0 configs scored" in again and len(read_rows(results)) == len(rows)
