@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Search strategies against the exhaustive grid: compute spent and whether they find its winners.
+
+    .venv/bin/python benchmarks/bench_strategy.py --model smollm2 --block-sizes "2 4 6" --stride 4 \
+        --out results/strategy-bench                      # grid for real, halving and guided replayed
+    .venv/bin/python benchmarks/bench_strategy.py ... --mode real    # halving and guided for real too
+
+The reference is `rys sweep --strategy grid` (every config on every item, its top 5 then re-scored on
+held-out items), written to OUT/grid.jsonl; a rerun resumes it. Halving and guided then run either for
+real (`--mode real`: `rys sweep --strategy halving|guided`, each into its own results file, each
+confirming its top 3), or replayed (`--mode replay`, the default): the same strategy code
+(rys.sweep.strategy) drives a Search whose rows come from the grid's per-item records instead of a
+server. A config's score on an item does not depend on which other configs or items were scored
+(one slot, bit-for-bit equal scores with or without path switching and prefix reuse:
+tests/test_path_switch.py, tests/test_prefix_resume.py), so a replay makes the choices a real run
+makes and spends the same (config, item) pairs; its wall time is estimated from the grid's own
+per-row times. Several settings per strategy can be replayed in one run (--eta, --min-items, --budget).
+
+Prints, per strategy: configs and (config, item) pairs scored, compute (scored tokens x executed
+layers: each item's tokens counted with the model's tokenizer, the layers being those a config runs
+after the baseline rows it reuses) and its ratio to the grid, wall time and its ratio, whether the
+grid's best config is in the strategy's top 3, and the recall of the grid's top 5 in its top 5. For the
+grid also: configs with raw p < 0.05 against those significant after Benjamini-Hochberg, and its top
+5's search deltas next to their held-out deltas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sweep(model: str, probe: str, results: Path, strategy: str, space: list[str], confirm: int,
+          extra: list[str]) -> float:
+    """Run one strategy to the end (resuming); seconds of this call."""
+    cmd = [str(ROOT / ".venv/bin/rys"), "sweep", model, "--probe", probe, "--results", str(results),
+           "--strategy", strategy, "--confirm-top", str(confirm), "--no-progress", "--no-html",
+           "--report-dir", str(results.with_name(results.stem + "-report")), *space, *extra]
+    print("$", " ".join(cmd[1:]), flush=True)
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+
+def search_wall(rows) -> float:
+    """Search wall time read from the rows (a resumed run still reports it): the first row's own start
+    and scoring, then up to the last search row's finish."""
+    search = sorted((r for r in rows if r.stage == "search"), key=lambda r: r.finished_at)
+    first, last = search[0], search[-1]
+    head = first.timings.get("ready_wait_s", 0) + first.timings.get("score_s", 0)
+    return (datetime.fromisoformat(last.finished_at) - datetime.fromisoformat(first.finished_at)).total_seconds() + head
+
+
+def token_counts(model: Path, probe) -> dict[str, int]:
+    """Prompt tokens of each item as a sweep sends them (chat template, answer prefix, answer)."""
+    from rys.llama.locate import find_llama_server
+    from rys.server import LlamaServer, ServerConfig
+
+    server = LlamaServer(model, ServerConfig(binary=find_llama_server(None), ctx_size=512), name="bench-tokens")
+    with server.start():
+        client = server.client
+        return {item.id: len(client.tokenize(client.format_prompt(item.prompt, probe.chat) + probe.answer_prefix
+                                             + " " + str(item.answer), add_special=True)) for item in probe.items}
+
+
+def compute(rows, tokens: dict[str, int]) -> float:
+    """Scored tokens x executed layers over the search rows (the baseline included)."""
+    total = 0.0
+    for r in rows:
+        if r.stage == "search":
+            layers = r.n_layers - int(r.timings.get("reused_layers", 0))
+            total += layers * sum(tokens.get(str(item["id"]), 0) for item in r.result["items"])
+    return total
+
+
+def replay(grid_rows, probe, n_layers: int, strategy: str, options: dict, candidates):
+    """Run a strategy on a Search that answers from the grid's rows. Returns (rows, estimated seconds)."""
+    from rys.sweep.strategy import Search, get_strategy
+
+    base = next(r for r in grid_rows if r.is_baseline and r.stage == "search")
+    ref = {r.path: r for r in grid_rows if r.stage == "search" and not r.is_baseline}
+    order = [item.id for item in probe.items]
+
+    class Replay(Search):
+        def score(self, configs, n_items=None):
+            n = n_items or self.n_items
+            keep = set(order[:n])
+            for c in configs:
+                full = ref.get(c.key)
+                if full is None or any(r.path == c.key and r.n_items == n for r in self.out):
+                    continue
+                items = [i for i in full.result["items"] if i["id"] in keep]
+                base_items = {i["id"]: i["score"] for i in base.result["items"]}
+                delta = sum(i["score"] - base_items[i["id"]] for i in items) / n
+                self.out.append(dataclasses.replace(full, n_items=n, result={"items": items},
+                                                    score=sum(i["score"] for i in items) / n, delta={"delta": delta}))
+                self.seconds += full.timings.get("ready_wait_s", 0) + full.timings.get("score_s", 0) * n / full.n_items
+                self.spent.append((c, n))
+
+        def rows(self):
+            return self.out
+
+    job = SimpleNamespace(probes=[probe], n_layers=n_layers, log=lambda _: None)
+    search = Replay(job, list(candidates))
+    search.out = [base]
+    search.seconds = base.timings.get("ready_wait_s", 0) + base.timings.get("score_s", 0)
+    get_strategy(strategy)(search, options)
+    return search.out, search.seconds
+
+
+def _end(value) -> str:
+    return "unbounded" if value is None else f"{value:+.4f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--probe", default="math-logprob", help="built-in probe or file (made by a rys generator)")
+    ap.add_argument("--block-sizes", default="2 4 6")
+    ap.add_argument("--stride", default="4")
+    ap.add_argument("--out", type=Path, default=Path("results/strategy-bench"))
+    ap.add_argument("--mode", choices=("replay", "real"), default="replay")
+    ap.add_argument("--eta", default="3,4", help="halving settings to try (replay), comma-separated")
+    ap.add_argument("--min-items", default="4,6", help="halving first-rung items to try (replay)")
+    ap.add_argument("--budget", default="0.2,0.3", help="guided budgets to try (replay)")
+    ap.add_argument("--server-args", default="")
+    args = ap.parse_args()
+
+    from rys.gguf.source import open_source
+    from rys.models import resolve_model
+    from rys.probes import load_probe
+    from rys.sweep.confirm import confirmations
+    from rys.sweep.rank import combined_ranking, verdicts
+    from rys.sweep.results import current_rows, read_rows
+    from rys.sweep.space import PairSpace
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = resolve_model(args.model)
+    n_layers = open_source(model).n_layers
+    space = ["--block-sizes", args.block_sizes, "--stride", args.stride, "--server-args", args.server_args]
+    sweep(args.model, args.probe, args.out / "grid.jsonl", "grid", space, 5, [])
+    grid = current_rows(read_rows(args.out / "grid.jsonl"))
+    probe = load_probe(args.probe)
+    base = next(r for r in grid if r.is_baseline and r.stage == "search")
+    probe = dataclasses.replace(probe, items=tuple(i for i in probe.items
+                                                   if i.id in {x["id"] for x in base.result["items"]}))
+    tokens = token_counts(model, probe)
+    candidates = PairSpace(n_layers, block_sizes=tuple(int(b) for b in args.block_sizes.split()),
+                           stride=int(args.stride)).configs()
+
+    runs = {"grid": (grid, search_wall(grid), "real")}
+    halving = [{"eta": float(e), "min_items": int(m), "keep": 5} for e in args.eta.split(",") for m in args.min_items.split(",")]
+    guided = [{"budget": float(b)} for b in args.budget.split(",")]
+    if args.mode == "real":
+        h, g = halving[0], guided[0]
+        for name, extra, label in (
+                ("halving", ["--halving-eta", str(h["eta"]), "--halving-min-items", str(h["min_items"])],
+                 f"halving eta {h['eta']:g} min {h['min_items']}"),
+                ("guided", ["--budget", str(g["budget"])], f"guided budget {g['budget']:g}")):
+            results = args.out / f"{name}.jsonl"
+            sweep(args.model, args.probe, results, name, space, 3, extra)
+            rows = current_rows(read_rows(results))
+            runs[label] = (rows, search_wall(rows), "real")
+    else:
+        for h in halving:
+            rows, seconds = replay(grid, probe, n_layers, "halving", h, candidates)
+            runs[f"halving eta {h['eta']:g} min {h['min_items']}"] = (rows, seconds, "replay")
+        for g in guided:
+            rows, seconds = replay(grid, probe, n_layers, "guided", g, candidates)
+            runs[f"guided budget {g['budget']:g}"] = (rows, seconds, "replay")
+
+    ref_rank = [r.path for r in combined_ranking(grid)]
+    ref_compute, ref_wall = compute(grid, tokens), runs["grid"][1]
+    print(f"\nmodel {model.name} ({n_layers} layers), {probe.name} {len(probe.items)} items, block sizes "
+          f"{args.block_sizes}, stride {args.stride}: {len(ref_rank)} configs in the grid")
+    print(f"{'strategy':<24} {'how':<6} {'configs':>7} {'pairs':>6} {'compute':>9} {'x grid':>6} {'wall s':>7} "
+          f"{'x grid':>6}  best in top 3  top-5 recall")
+    for name, (rows, wall, how) in runs.items():
+        ranked = [r.path for r in combined_ranking(rows)]
+        search = [r for r in rows if r.stage == "search" and not r.is_baseline]
+        c = compute(rows, tokens)
+        recall = len(set(ref_rank[:5]) & set(ranked[:5])) / min(5, len(ref_rank))
+        print(f"{name:<24} {how:<6} {len({r.path for r in search}):>7} {sum(r.n_items for r in search):>6} "
+              f"{c:>9.3g} {c / ref_compute:>6.3f} {wall:>7.0f} {wall / ref_wall:>6.3f}  "
+              f"{ref_rank[0] in ranked[:3]!s:<13}  {recall:.1f}")
+    judged = verdicts(grid)[probe.name]
+    print(f"\ngrid: {sum(v.p < 0.05 for v in judged.values())} of {len(judged)} configs have raw p < 0.05; "
+          f"{sum(v.significant for v in judged.values())} are significant after Benjamini-Hochberg (FDR 0.05)")
+    held = {c.path: c for c in confirmations(grid)}
+    print("grid top 5: search delta -> held-out delta on fresh items")
+    for path in ref_rank[:5]:
+        c, v = held.get(path), judged[path]
+        label = next(r.config for r in grid if r.path == path)
+        after = "not re-scored" if c is None else (f"{c.held_out.delta:+.4f} [{_end(c.held_out.ci_low)}, "
+                                                   f"{_end(c.held_out.ci_high)}] "
+                                                   f"{'confirmed' if c.confirmed else 'not confirmed'} "
+                                                   f"(adjusted p {c.held_out.p_adj:.2g})")
+        print(f"  {label:<8} {v.delta:+.4f} (p {v.p:.2g}, adjusted {v.p_adj:.2g}) -> {after}")
+
+
+if __name__ == "__main__":
+    main()
