@@ -163,7 +163,8 @@ def test_sigkill_mid_config_then_resume_loses_and_duplicates_nothing(smollm2, ll
     store = tmp_path / "store"
     cmd = [str(Path(sys.executable).parent / "rys"), "sweep", str(smollm2), "--probe", "math-logprob", "--limit", str(LIMIT),
            "--block-sizes", "2", "--stride", "10", "--ctx-size", "256", "--results", str(results),
-           "--tmpdir", str(store), "--llama-server", str(llama_server_bin), "--no-progress", "--no-report"]
+           "--tmpdir", str(store), "--llama-server", str(llama_server_bin), "--no-progress", "--no-report",
+           "--confirm-top", "0"]  # the search's rows only: held-out rows resume alike (test_sweep_strategy)
     expected = {"0..29"} | {layer_paths.format_path(layer_paths.duplicate(i, i + 2, N))
                             for i, _ in PairSpace(N, block_sizes=(2,), stride=10).pairs()}
     assert len(expected) == 4
@@ -218,9 +219,13 @@ def test_sweep_py_end_to_end_with_report_and_exports(smollm2, llama_server_bin, 
            "--ctx-size", "256", "--no-progress", "--server-args", "--threads", "2"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    rows = read_rows(results)
+    every = read_rows(results)
+    rows = [r for r in every if r.stage == "search"]
     assert sorted((r.i, r.j) for r in rows if not r.is_baseline) == [(2, 4), (2, 5), (14, 16), (14, 17)]
     assert len(rows) == 5 and sum(r.is_baseline for r in rows) == 1
+    # then the held-out confirmation: the baseline and the top 3 on 2 fresh items
+    held = [r for r in every if r.stage == "confirm"]
+    assert len(held) == 4 and sum(r.is_baseline for r in held) == 1 and all(r.n_items == LIMIT for r in held)
     assert all(r.provenance["server_args"] == ["--threads", "2"] for r in rows)
 
     report = tmp_path / "r-report"
@@ -238,8 +243,12 @@ def test_sweep_py_end_to_end_with_report_and_exports(smollm2, llama_server_bin, 
     assert ax.get_xlabel().startswith("j") and ax.get_ylabel().startswith("i")
     assert ax.get_xlim() == (3.5, 17.5) and ax.get_ylim() == (1.5, 14.5)
 
-    best = CliRunner().invoke(main, ["export", str(results)])
+    # 2 held-out items cannot confirm anything: "best" refuses, the search's winner exports on request
+    refused = CliRunner().invoke(main, ["export", str(results)])
+    assert refused.exit_code != 0 and "no config held up" in refused.output
+    best = CliRunner().invoke(main, ["export", str(results), "--config", "search-best"])
     assert best.exit_code == 0, best.output
-    yaml_out = CliRunner().invoke(main, ["export", str(results), "--format", "yaml", "--hf-model", "org/m"])
+    yaml_out = CliRunner().invoke(main, ["export", str(results), "--config", "search-best", "--format", "yaml",
+                                         "--hf-model", "org/m"])
     assert yaml_out.exit_code == 0 and parse_mergekit_yaml(yaml_out.output) == layer_paths.parse_path(best.output.strip())
     assert not [p for p in store.rglob("*") if ".tmp" in p.name]
