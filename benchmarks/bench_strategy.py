@@ -123,13 +123,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--probe", default="math-logprob", help="built-in probe or file (made by a rys generator)")
-    ap.add_argument("--block-sizes", default="2 4 6")
+    ap.add_argument("--block-sizes", default="2 6")
     ap.add_argument("--stride", default="4")
     ap.add_argument("--out", type=Path, default=Path("results/strategy-bench"))
     ap.add_argument("--mode", choices=("replay", "real"), default="replay")
     ap.add_argument("--eta", default="3,4", help="halving settings to try (replay), comma-separated")
     ap.add_argument("--min-items", default="4,6", help="halving first-rung items to try (replay)")
     ap.add_argument("--budget", default="0.2,0.3", help="guided budgets to try (replay)")
+    ap.add_argument("--confirm-items", default=None, help="held-out items per probe (default: as many as the search)")
     ap.add_argument("--server-args", default="")
     args = ap.parse_args()
 
@@ -145,6 +146,8 @@ def main() -> None:
     model = resolve_model(args.model)
     n_layers = open_source(model).n_layers
     space = ["--block-sizes", args.block_sizes, "--stride", args.stride, "--server-args", args.server_args]
+    if args.confirm_items:
+        space += ["--confirm-items", args.confirm_items]
     sweep(args.model, args.probe, args.out / "grid.jsonl", "grid", space, 5, [])
     grid = current_rows(read_rows(args.out / "grid.jsonl"))
     probe = load_probe(args.probe)
@@ -156,7 +159,7 @@ def main() -> None:
                            stride=int(args.stride)).configs()
 
     runs = {"grid": (grid, search_wall(grid), "real")}
-    halving = [{"eta": float(e), "min_items": int(m), "keep": 5} for e in args.eta.split(",") for m in args.min_items.split(",")]
+    halving = [{"eta": float(e), "min_items": int(m), "keep": 3} for e in args.eta.split(",") for m in args.min_items.split(",")]
     guided = [{"budget": float(b)} for b in args.budget.split(",")]
     if args.mode == "real":
         h, g = halving[0], guided[0]

@@ -48,9 +48,9 @@ def test_halving_finds_the_planted_config_on_fewer_items(smollm2, patched_bin, p
                  "--halving-min-items", "2")
     rows = read_rows(results)
     search = _search(rows)
-    # rungs of 2, 4 and 8 items: 8 configs, then 4, then 2 (never fewer than --top-k/--confirm-top)
+    # rungs of 2, 4 and 8 items: 8 configs, then 4, then 3 (never fewer than 3, nor than --confirm-top)
     assert sorted({r.n_items for r in search}) == [2, 4, 8]
-    assert {r.n_items: sum(x.n_items == r.n_items for x in search) for r in search} == {2: 8, 4: 4, 8: 2}
+    assert {r.n_items: sum(x.n_items == r.n_items for x in search) for r in search} == {2: 8, 4: 4, 8: 3}
     assert sum(r.n_items for r in search) < 8 * 8  # less than the grid's 64 (config, item) pairs
     # the plant is real: on the first rung the planted path beats every cut one
     first = {r.path: r.delta["delta"] for r in search if r.n_items == 2}

@@ -172,7 +172,8 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
         stats = run_sparse_first(job, space, refine_top, skip_baseline)
     else:
         search = Search(job, candidates, skip_baseline)
-        options = {"eta": halving_eta, "min_items": halving_min_items, "keep": max(top_k, confirm_top),
+        # halving carries at least the configs the confirmation will re-score through to all items
+        options = {"eta": halving_eta, "min_items": halving_min_items, "keep": max(confirm_top, 3),
                    "budget": budget, "beam": beam}
         get_strategy(strategy)(search, options)
         stats = search.stats
