@@ -285,7 +285,11 @@ ARCH_RULES: dict[str, ArchRule] = {
                        hparam="n_embd_per_layer"),
             RefuseWhen("attention.shared_kv_layers",
                        "the last attention.shared_kv_layers gemma4 layers reuse the KV cache of earlier layers by index")),
-        note="the 26B/31B models (no per-layer embeddings, no KV sharing) take any path; E2B/E4B are refused"),
+        fixed=(Fixed("a KV cache only on positions below n_layer_kv_from_start, which gemma4 sets from the "
+                     "physical layer count at load time",
+                     IndexPattern(N_LAYERS, "prefix", hparam="n_layer_all"), methods=(RUNTIME,)),),
+        note="the 26B/31B models (no per-layer embeddings, no KV sharing) take any path with the rewriter and "
+             "any path no longer than the model at run time; E2B/E4B are refused"),
 
     # Refused: a path cannot be run correctly.
     "gemma3n": _refused("gemma3n has per-layer-embedding tensors sized by the layer count and shares KV caches "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 from collections.abc import Mapping
@@ -49,12 +50,16 @@ class TinySpec:
     n_expert: int = 4
     n_expert_used: int = 2
     seed: int = 0
+    init_std: float = 0.05  # of the random weights; deep relu^2 stacks (nemotron) need less
     # extra or replaced metadata, keys relative to `{arch}.` unless they contain a '.' prefix of their own
     # ("general." / "tokenizer."); values: int, float, bool, str or a list of one of those
     keys: tuple[tuple[str, object], ...] = ()
 
     def key_hash(self) -> str:
-        text = json.dumps([BUILDER_VERSION, asdict(self)], sort_keys=True, default=str)
+        fields = asdict(self)
+        if fields["init_std"] == 0.05:
+            del fields["init_std"]  # added later: files built before keep their names
+        text = json.dumps([BUILDER_VERSION, fields], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -191,11 +196,11 @@ def _tensor_order(draft: _Draft) -> list[tuple[str, tuple[int, ...]]]:
     return items
 
 
-def _init(name: str, ne: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def _init(name: str, ne: tuple[int, ...], rng: np.random.Generator, std: float) -> np.ndarray:
     shape = tuple(reversed(ne))
     if re.search(r"norm|ln_|layernorm", name) and name.endswith(".weight") and len(ne) == 1:
         return np.ones(shape, dtype=np.float32)
-    return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(0.05)
+    return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(std)
 
 
 def write_tiny(draft: _Draft, out: Path, tokenizer: Mapping[str, bytes]) -> Path:
@@ -206,15 +211,13 @@ def write_tiny(draft: _Draft, out: Path, tokenizer: Mapping[str, bytes]) -> Path
                                                                if k not in draft.keys]
     arrays, tensors = [], []
     for name, ne in _tensor_order(draft):
-        data = _init(name, ne, rng)
+        data = _init(name, ne, rng, spec.init_std)
         arrays.append(data)
         tensors.append(OutTensor(name, TensorRef(name, tuple(ne), int(GGMLQuantizationType.F32), data.nbytes,
                                                  out, 0, None, name)))
     header = encode_header(kv, tensors, 32)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as fd:
-        import os
-
         os.write(fd, header)
         for data in arrays:
             raw = data.tobytes()
@@ -372,19 +375,27 @@ def build_tiny(spec: TinySpec, out: Path, binary: Path, log=None) -> Path:
     tokenizer = _tokenizer_entries()
     draft = _Draft(spec, _base_keys(spec, tokenizer), layers=[{} for _ in range(spec.n_layers)])
     seen: dict[str, int] = {}
+    work = out.with_name(f"{out.stem}.{os.getpid()}.building.gguf")
+    try:
+        return _rounds(draft, out, work, binary, tokenizer, seen, log)
+    finally:
+        work.unlink(missing_ok=True)
+
+
+def _rounds(draft: _Draft, out: Path, work: Path, binary: Path, tokenizer, seen: dict, log) -> Path:
+    spec = draft.spec
     for _ in range(MAX_ROUNDS):
-        write_tiny(draft, out, tokenizer)
-        error = _load_error(binary, out)
+        write_tiny(draft, work, tokenizer)
+        error = _load_error(binary, work)
         if error is None:
+            os.replace(work, out)
             return out
         if log:
             log(error)
         seen[error] = seen.get(error, 0) + 1
         if seen[error] > 3 or not _apply(draft, error):
-            out.unlink(missing_ok=True)
             raise FixtureError(f"cannot build a tiny {spec.arch} model: llama-server says: {error}",
                                "add the key to TinySpec.keys, or extend rys/gguf/fixtures.py for this case")
-    out.unlink(missing_ok=True)
     raise FixtureError(f"cannot build a tiny {spec.arch} model in {MAX_ROUNDS} loads", "see rys/gguf/fixtures.py")
 
 
