@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -119,6 +121,69 @@ def _end(value) -> str:
     return "unbounded" if value is None else f"{value:+.4f}"
 
 
+def synthetic(seed: int, n_layers: int = 24, max_block: int = 10, n_items: int = 64):
+    """A simulated grid (clearly not a model): every (i, j) with block length <= max_block of an
+    n_layers model, per-item scores = item difficulty + the config's true effect + noise (sd 0.15). The
+    true effects are RYS-like: most blocks hurt a little, more the longer they are and near the
+    first layers; one smooth region around i = 10, length 4 helps. Returns (rows, probe, candidates)."""
+    import numpy as np
+
+    from rys.probes.sets import ProbeItem, ProbeSet
+    from rys.sweep.results import Row
+    from rys.sweep.space import PairSpace
+
+    rng = np.random.default_rng(seed)
+    candidates = PairSpace(n_layers, max_block=max_block).configs()
+    items = [f"s{k:03d}" for k in range(n_items)]
+    difficulty = rng.uniform(0.2, 0.8, n_items)
+    probe = ProbeSet("synthetic", "", "continuation", False,
+                     tuple(ProbeItem(i, "", 0) for i in items), "s" * 64)
+
+    def row(path, i, j, times, scores):
+        recs = [{"id": k, "score": float(x)} for k, x in zip(items, scores)]
+        return Row(config="baseline" if times == 1 else f"({i},{j})", path=path, i=i, j=j, times=times,
+                   interleaved=False, n_layers=n_layers + (j - i),
+                   probe="synthetic", probe_sha256="s" * 64, score=float(np.mean(scores)), ci=[0, 1], coverage=None,
+                   n_items=n_items, delta={"delta": float(np.mean(scores - difficulty))}, result={"items": recs},
+                   timings={"reused_layers": j, "score_s": 1.0 * (n_layers + (j - i) - j) / n_layers},
+                   provenance={"model_sha256": "synthetic"}, finished_at="2000-01-01T00:00:00+00:00")
+
+    base = row(",".join(map(str, range(n_layers))), 0, 0, 1, difficulty)
+    base.n_layers, base.timings = n_layers, {"reused_layers": 0, "score_s": 1.0}
+    out = [base]
+    for c in candidates:
+        b = c.j - c.i
+        effect = (0.05 * np.exp(-((c.i - 10) ** 2 + (b - 4) ** 2) / 6) - 0.004 * b
+                  - (0.03 if c.i < 2 else 0.0))
+        out.append(row(c.key, c.i, c.j, 2, difficulty + effect + rng.normal(0, 0.15, n_items)))
+    return out, probe, candidates
+
+
+def simulate(seeds: int, halving: list[dict], guided: list[dict]) -> None:
+    """Strategies replayed on simulated grids: how often the grid's best is in their top 3, compute."""
+    from rys.sweep.rank import combined_ranking
+
+    tokens = 40  # every simulated item the same length: compute = items x executed layers
+    table: dict[str, list] = {}
+    for seed in range(seeds):
+        grid, probe, candidates = synthetic(seed)
+        ref = [r.path for r in combined_ranking(grid)]
+        full = compute(grid, {i.id: tokens for i in probe.items})
+        settings = [("halving", f"halving eta {h['eta']:g} min {h['min_items']}", h) for h in halving]
+        settings += [("guided", f"guided budget {g['budget']:g}", g) for g in guided]
+        for strategy, name, options in settings:
+            rows, _ = replay(grid, probe, 24, strategy, dict(options, seed=seed), candidates)
+            ranked = [r.path for r in combined_ranking(rows)]
+            table.setdefault(name, []).append((compute(rows, {i.id: tokens for i in probe.items}) / full,
+                                               ref[0] in ranked[:3], len(set(ref[:5]) & set(ranked[:5])) / 5))
+    print(f"\nsimulated grids ({seeds} seeds; 24 layers, every (i, j) with block <= 10: "
+          f"{len(candidates)} configs x 64 items; not a model, see synthetic()):")
+    print(f"{'strategy':<24} {'compute x grid':>14} {'best in top 3':>14} {'top-5 recall':>13}")
+    for name, results in table.items():
+        print(f"{name:<24} {np.mean([r[0] for r in results]):>14.3f} "
+              f"{sum(r[1] for r in results):>9} of {len(results):<2} {np.mean([r[2] for r in results]):>13.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2")
@@ -132,7 +197,14 @@ def main() -> None:
     ap.add_argument("--budget", default="0.2,0.3", help="guided budgets to try (replay)")
     ap.add_argument("--confirm-items", default=None, help="held-out items per probe (default: as many as the search)")
     ap.add_argument("--server-args", default="")
+    ap.add_argument("--simulate", type=int, default=0, metavar="SEEDS",
+                    help="only replay the strategies on this many simulated grids (no server, no model)")
     args = ap.parse_args()
+    halving = [{"eta": float(e), "min_items": int(m), "keep": 3} for e in args.eta.split(",") for m in args.min_items.split(",")]
+    guided = [{"budget": float(b)} for b in args.budget.split(",")]
+    if args.simulate:
+        simulate(args.simulate, halving, guided)
+        return
 
     from rys.gguf.source import open_source
     from rys.models import resolve_model
@@ -159,8 +231,6 @@ def main() -> None:
                            stride=int(args.stride)).configs()
 
     runs = {"grid": (grid, search_wall(grid), "real")}
-    halving = [{"eta": float(e), "min_items": int(m), "keep": 3} for e in args.eta.split(",") for m in args.min_items.split(",")]
-    guided = [{"budget": float(b)} for b in args.budget.split(",")]
     if args.mode == "real":
         h, g = halving[0], guided[0]
         for name, extra, label in (

@@ -61,6 +61,9 @@ def test_halving_finds_the_planted_config_on_fewer_items(smollm2, patched_bin, p
     held = [r for r in rows if r.stage == "confirm"]
     assert sorted(r.config for r in held) == sorted([PLANTED, "baseline"])
     assert all(r.n_items == 8 and r.probe_sha256 != search[0].probe_sha256 for r in held)
+    planted = next(r for r in held if r.path == PLANTED)  # the row holds both deltas
+    assert planted.delta["search_delta"] == pytest.approx(next(r.delta["delta"] for r in search
+                                                               if r.path == PLANTED and r.n_items == 8))
     assert "Held-out confirmation" in out and f"path {PLANTED}" in out
     # rerun: the same cuts from the same rows, nothing scored again
     again = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "halving", "--halving-eta", "2",

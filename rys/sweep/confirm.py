@@ -208,15 +208,21 @@ def top_configs(rows: list[Row], k: int) -> list:
 def run_confirmation(job, held_out: dict[str, ProbeSet | None], k: int):
     """Score the baseline and the search's top k configs on the held-out items (resumable: rows already
     in the results file are skipped). Returns the run's RunStats, or None when nothing can be confirmed."""
+    from rys.sweep.rank import latest_by_probe
     from rys.sweep.runner import run_configs, version_rows
 
     probes = [p for p in job.probes if held_out.get(p.name) is not None]
     if k < 1 or not probes:
         return None
-    configs = top_configs(version_rows(job), k)
+    rows = version_rows(job)
+    configs = top_configs(rows, k)
     if not configs:
         return None
     confirm_job = job.with_probes([held_out[p.name] for p in probes], stage="confirm")
+    table = latest_by_probe(rows)
+    confirm_job.search_deltas = {c.key: {probe: by_path[c.key].delta["delta"] for probe, by_path in table.items()
+                                         if c.key in by_path and by_path[c.key].delta}
+                                 for c in configs}
     job.log(f"held-out confirmation: baseline and top {len(configs)} on "
             + ", ".join(f"{held_out[p.name].name} ({len(held_out[p.name].items)} new items)" for p in probes))
     return run_configs(confirm_job, configs)

@@ -80,6 +80,8 @@ class SweepJob:
     # probe name -> sha256 of the whole search probe: rows of halving's item subsets and of the
     # held-out items belong to that version (Row.probe_version); empty = each probe's own sha
     versions: dict = field(default_factory=dict)
+    # held-out rows: path -> probe -> the config's search delta, written next to its held-out delta
+    search_deltas: dict = field(default_factory=dict)
 
     def version(self, probe: ProbeSet) -> str:
         return self.versions.get(probe.name, probe.sha256)
@@ -516,6 +518,8 @@ class _Run:
         if base is not None:
             ids = {item.id for item in result.items}  # a halving rung scores the first items only
             delta = paired_delta([it for it in base.items if it.id in ids], result.items).to_dict()
+            if self.job.stage == "confirm" and not config.is_baseline:
+                delta["search_delta"] = self.job.search_deltas.get(config.key, {}).get(probe.name)
         return Row(config=config.label, path=config.key, i=config.i, j=config.j, times=config.times,
                    interleaved=config.interleaved, n_layers=len(config.path), probe=probe.name,
                    probe_sha256=probe.sha256, score=result.score, ci=[result.ci_low, result.ci_high],
