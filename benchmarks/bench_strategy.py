@@ -159,6 +159,11 @@ def synthetic(seed: int, n_layers: int = 24, max_block: int = 10, n_items: int =
     return out, probe, candidates
 
 
+def _guided_name(g: dict) -> str:
+    return (f"guided budget {g['budget']:g}" + (f" start {g['start']:g}" if "start" in g else "")
+            + ("" if g.get("explore", True) else " no-explore"))
+
+
 def simulate(seeds: int, halving: list[dict], guided: list[dict]) -> None:
     """Strategies replayed on simulated grids: how often the grid's best is in their top 3, compute."""
     from rys.sweep.rank import combined_ranking
@@ -170,7 +175,7 @@ def simulate(seeds: int, halving: list[dict], guided: list[dict]) -> None:
         ref = [r.path for r in combined_ranking(grid)]
         full = compute(grid, {i.id: tokens for i in probe.items})
         settings = [("halving", f"halving eta {h['eta']:g} min {h['min_items']}", h) for h in halving]
-        settings += [("guided", f"guided budget {g['budget']:g}", g) for g in guided]
+        settings += [("guided", _guided_name(g), g) for g in guided]
         for strategy, name, options in settings:
             rows, _ = replay(grid, probe, 24, strategy, dict(options, seed=seed), candidates)
             ranked = [r.path for r in combined_ranking(rows)]
@@ -197,11 +202,17 @@ def main() -> None:
     ap.add_argument("--budget", default="0.2,0.3", help="guided budgets to try (replay)")
     ap.add_argument("--confirm-items", default=None, help="held-out items per probe (default: as many as the search)")
     ap.add_argument("--server-args", default="")
+    ap.add_argument("--guided-start", default="", help="guided: shares of the budget for the random start to try")
+    ap.add_argument("--no-explore", action="store_true", help="guided: also try without the exploration pick")
     ap.add_argument("--simulate", type=int, default=0, metavar="SEEDS",
                     help="only replay the strategies on this many simulated grids (no server, no model)")
     args = ap.parse_args()
     halving = [{"eta": float(e), "min_items": int(m), "keep": 3} for e in args.eta.split(",") for m in args.min_items.split(",")]
     guided = [{"budget": float(b)} for b in args.budget.split(",")]
+    if args.guided_start:
+        guided = [dict(g, start=float(s)) for g in guided for s in args.guided_start.split(",")]
+    if args.no_explore:
+        guided += [dict(g, explore=False) for g in guided]
     if args.simulate:
         simulate(args.simulate, halving, guided)
         return
@@ -247,7 +258,7 @@ def main() -> None:
             runs[f"halving eta {h['eta']:g} min {h['min_items']}"] = (rows, seconds, "replay")
         for g in guided:
             rows, seconds = replay(grid, probe, n_layers, "guided", g, candidates)
-            runs[f"guided budget {g['budget']:g}"] = (rows, seconds, "replay")
+            runs[_guided_name(g)] = (rows, seconds, "replay")
 
     ref_rank = [r.path for r in combined_ranking(grid)]
     ref_compute, ref_wall = compute(grid, tokens), runs["grid"][1]

@@ -82,8 +82,8 @@ def _probes(spec: str):
 @click.option("--strategy", type=click.Choice(["grid", "halving", "guided"]), default="grid", show_default=True,
               help="grid: every config on every item; halving: every config on a few items, more items only "
                    "for those still in contention; guided: a gradient-boosted surrogate picks what to score.")
-@click.option("--halving-eta", type=float, default=3, show_default=True, help="halving: items grow and configs shrink by this factor per rung.")
-@click.option("--halving-min-items", type=int, default=6, show_default=True, help="halving: items in the first rung (at least).")
+@click.option("--halving-eta", type=float, default=4, show_default=True, help="halving: items grow and configs shrink by this factor per rung.")
+@click.option("--halving-min-items", type=int, default=4, show_default=True, help="halving: items in the first rung (at least).")
 @click.option("--budget", type=float, default=0.2, show_default=True, help="guided: share of the space's configs to score.")
 @click.option("--beam", type=int, default=0, show_default=True, help="guided: then score two-block paths made of the top N blocks.")
 @click.option("--confirm-top", type=int, default=3, show_default=True,

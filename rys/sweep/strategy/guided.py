@@ -24,7 +24,7 @@ from rys import paths as layer_paths
 from rys.sweep import SweepError
 from rys.sweep.space import Config
 
-DEFAULTS = {"budget": 0.2, "start": 0.4, "batch": 4, "seed": 0, "beam": 0}
+DEFAULTS = {"budget": 0.2, "start": 0.5, "batch": 4, "seed": 0, "beam": 0, "explore": True}
 
 
 def features(path: tuple[int, ...] | list[int], n_layers: int) -> list[float]:
@@ -106,8 +106,9 @@ def run(search, options: dict) -> None:
             break
         guess = predict(measured, left, n_layers, seed)
         size = min(batch, budget - len(chosen))
-        take = sorted(left, key=lambda c: (-guess[c.key], c.key))[: size - 1 if size > 1 else 1]
-        if size > 1:
+        explore = bool(options.get("explore", DEFAULTS["explore"])) and size > 1
+        take = sorted(left, key=lambda c: (-guess[c.key], c.key))[: size - 1 if explore else size]
+        if explore:
             take.append(farthest([c for c in left if c not in take], [*chosen, *take], candidates, n_layers))
         chosen += take
         search.score(take)

@@ -1,7 +1,7 @@
 """Successive halving on the paired deltas: every config on a few items, then more items only for the
 configs still in contention, down to the top ones on all items.
 
-Rung sizes grow by `eta` up to all items (e.g. 60 items, eta 3, at least 6 items: 7, 20, 60); after each
+Rung sizes grow by `eta` up to all items (e.g. 60 items, eta 4, at least 4 items: 4, 15, 60); after each
 rung the best 1/eta of the configs by combined ranking (the RYS z-sum of deltas, on that rung's items)
 go on, never fewer than `keep`. Rung items are the first items of each probe, so every rung extends the
 one before it and a rerun reads the same rows and makes the same cuts.
@@ -13,7 +13,7 @@ import math
 
 from rys.sweep import SweepError
 
-DEFAULTS = {"eta": 3, "min_items": 6, "keep": 5}
+DEFAULTS = {"eta": 4, "min_items": 4, "keep": 3}  # eta 4 from 4 items: 19% of the grid (bench_strategy)
 
 
 def rungs(n_items: int, eta: float, min_items: int) -> list[int]:
