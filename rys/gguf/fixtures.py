@@ -51,14 +51,18 @@ class TinySpec:
     n_expert_used: int = 2
     seed: int = 0
     init_std: float = 0.05  # of the random weights; deep relu^2 stacks (nemotron) need less
+    # tensors the loader takes when present but never asks for (TENSOR_NOT_REQUIRED alternatives the
+    # graph needs): (name, ne in ggml order)
+    tensors: tuple[tuple[str, tuple[int, ...]], ...] = ()
     # extra or replaced metadata, keys relative to `{arch}.` unless they contain a '.' prefix of their own
     # ("general." / "tokenizer."); values: int, float, bool, str or a list of one of those
     keys: tuple[tuple[str, object], ...] = ()
 
     def key_hash(self) -> str:
         fields = asdict(self)
-        if fields["init_std"] == 0.05:
-            del fields["init_std"]  # added later: files built before keep their names
+        for name, default in (("init_std", 0.05), ("tensors", ())):
+            if fields[name] == default:
+                del fields[name]  # added later: files built before keep their names
         text = json.dumps([BUILDER_VERSION, fields], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -374,6 +378,9 @@ def build_tiny(spec: TinySpec, out: Path, binary: Path, log=None) -> Path:
     """Write a tiny model of `spec.arch` that `binary` loads, to `out` (FixtureError: it never did)."""
     tokenizer = _tokenizer_entries()
     draft = _Draft(spec, _base_keys(spec, tokenizer), layers=[{} for _ in range(spec.n_layers)])
+    for name, ne in spec.tensors:
+        _set(draft, name, tuple(ne))
+        draft.confirmed.add(name)
     seen: dict[str, int] = {}
     work = out.with_name(f"{out.stem}.{os.getpid()}.building.gguf")
     try:
