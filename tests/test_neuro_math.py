@@ -80,11 +80,43 @@ def test_layer_stats_and_summary_layers():
 
 def test_interaction_arithmetic_and_classes():
     assert circuit.interaction(0.30, 0.10, 0.05) == pytest.approx(0.15)
-    pair = circuit.Pair(3, 7, delta_a=0.10, delta_b=0.05, delta_ab=0.30)
+    significant = {"p": 0.001, "p_adjusted": 0.01}
+    pair = circuit.Pair(3, 7, delta_a=0.10, delta_b=0.05, delta_ab=0.30, **significant)
     assert pair.kind == "synergistic"
-    assert circuit.Pair(3, 7, 0.10, 0.05, 0.08).kind == "redundant"  # 0.08 - 0.15 = -0.07
-    assert circuit.Pair(3, 7, 0.10, 0.05, 0.17).kind == "independent"  # +0.02
+    assert circuit.Pair(3, 7, 0.10, 0.05, 0.08, **significant).kind == "redundant"  # 0.08 - 0.15 = -0.07
+    assert circuit.Pair(3, 7, 0.10, 0.05, 0.17, **significant).kind == "independent"  # +0.02
     assert circuit.classify(0.05) == "independent"  # the threshold itself is not enough
+    # a large interaction the items cannot tell from chance is no class
+    assert circuit.Pair(3, 7, 0.10, 0.05, 0.30, p=0.01, p_adjusted=0.2).kind == "independent"
+    assert circuit.Pair(3, 7, 0.10, 0.05, 0.30).kind == "independent"  # untested
+
+
+def test_pair_interaction_test_by_hand():
+    """Per item: score(a) + score(b) - score(a,b) - baseline; 8 items all +0.3: exact sign-flip p = 2/256."""
+    from rys.neuro.ablate import SkipScores
+    from rys.probes.results import ItemResult, ProbeResult
+
+    def result(scores):
+        items = [ItemResult(id=f"i{k}", category="all", score=v, correct=v > 0.5) for k, v in enumerate(scores)]
+        m = sum(scores) / len(scores)
+        return ProbeResult("toy", "sha", "choice", len(items), m, m, None, m, m, None, None, None, [], {}, items)
+
+    base, one = result([0.9] * 8), result([0.8] * 8)  # each single skip costs 0.1
+    both = result([0.4] * 8)  # skipping both costs 0.5: interaction +0.3 on every item
+    noisy = result([0.4, 1.0] * 4)  # +0.3, -0.3, ...: mean 0
+    scores = SkipScores("m", "toy", "sha", 4, base, {(0,): one, (1,): one, (2,): one, (0, 1): both, (0, 2): noisy})
+    assert circuit.item_interactions(scores, 0, 1).tolist() == pytest.approx([0.3] * 8)
+    tested = circuit.test_pairs(scores, [circuit.Pair(0, 1, 0.1, 0.1, 0.5), circuit.Pair(0, 2, 0.1, 0.1, 0.2)])
+    assert tested[0].p == pytest.approx(2 / 256) and tested[1].p == pytest.approx(1.0)
+    # BH over two pairs: 2/256 * 2 / 1 = 1/64
+    assert tested[0].p_adjusted == pytest.approx(1 / 64) and tested[0].kind == "synergistic"
+    # with 6 items the best p is 2/64, adjusted 1/16: no longer significant, so no class
+    six = SkipScores("m", "toy", "sha", 4, result([0.9] * 6), {(0,): result([0.8] * 6), (1,): result([0.8] * 6),
+                                                              (0, 1): result([0.4] * 6), (2,): result([0.8] * 6),
+                                                              (0, 2): result([0.4, 1.0] * 3)})
+    weak = circuit.test_pairs(six, [circuit.Pair(0, 1, 0.1, 0.1, 0.5), circuit.Pair(0, 2, 0.1, 0.1, 0.2)])
+    assert weak[0].p_adjusted == pytest.approx(1 / 16) and weak[0].kind == "independent"
+    assert tested[1].kind == "independent"
 
 
 def test_candidate_pairs_by_strategy():
@@ -116,18 +148,27 @@ def test_remove_gain_zero_channel():
 def test_labels_follow_the_rules():
     n = 20
     importance = [0.0] * n
-    importance[8] = 0.3  # important, before emergence -> reasoning
-    importance[15] = 0.2  # important, after the semantic span -> semantic
-    importance[5] = 0.1
-    importance[1] = 0.5  # early stays early whatever its importance
-    got = [x.label for x in labels.label_layers(importance, emergence=12)]
-    assert got[:3] == ["early", "early", "early"]  # depth (2 + 0.5) / 20 = 0.125 < 0.15
-    assert got[3] == "syntax" and got[8] == "reasoning" and got[5] == "reasoning"
-    assert got[12:14] == ["semantic", "semantic"] and got[14] == "formatting" and got[15] == "semantic"
-    assert got[18:] == ["output", "output"]  # depth 0.925 > 0.90
-    assert set(got) <= set(labels.LABELS)
-    # never emerging: the middle is syntax / reasoning only
-    assert "semantic" not in [x.label for x in labels.label_layers(importance, emergence=None)]
+    significant = [False] * n
+    for layer, value in ((8, 0.3), (15, 0.2), (5, 0.1), (1, 0.5), (12, 0.2)):
+        importance[layer], significant[layer] = value, True
+    importance[10] = 0.4  # large, but not significant: labelled by position only
+    importance[16], significant[16] = -0.3, True  # skipping it helps: no functional label either
+    got = labels.label_layers(importance, significant, emergence=12)
+    names = [x.label for x in got]
+    assert names[:3] == ["early", "early", "early"]  # depth (2 + 0.5) / 20 = 0.125 < 0.15; layer 1 stays early
+    assert names[8] == "reasoning" and names[5] == "reasoning" and names[10] == "middle"
+    assert names[12] == "semantic" and names[15] == "semantic" and names[16] == "middle"
+    assert names[18:] == ["output", "output"]  # depth 0.925 > 0.90
+    assert [x.layer for x in got if x.by_effect] == [5, 8, 12, 15]
+    assert set(names) <= set(labels.LABELS)
+    # never emerging: a significant middle layer is reasoning
+    assert "semantic" not in [x.label for x in labels.label_layers(importance, significant, emergence=None)]
+
+
+def test_no_significant_effect_labels_no_layer_by_effect():
+    importance = [0.0, 0.5, 0.9, 0.7, 0.3, 0.2, 0.8, 0.1, 0.6, 0.4]
+    got = labels.label_layers(importance, [False] * 10, emergence=5)
+    assert not any(x.by_effect for x in got) and {x.label for x in got} == {"early", "middle", "output"}
 
 
 def test_cross_probe_correlation_and_shared_layers():
@@ -139,9 +180,13 @@ def test_cross_probe_correlation_and_shared_layers():
     # centred a = [-.15, .05, .25, -.15], c = [.225, -.075, -.075, -.075]: -0.045 / sqrt(0.11 * 0.0675)
     assert corr[0][2] == pytest.approx(-0.52223, abs=1e-5)
     assert crossprobe.correlation([a, [0.1] * 4])[0][1] is None
-    got = crossprobe.shared_and_specific(["a", "b", "c"], [a, b, c])
-    assert got == {"shared": [], "specific": {"a": [], "b": [], "c": [0]}}  # a and b share layers 1, 2
-    assert crossprobe.shared_and_specific(["a", "b"], [a, b])["shared"] == [1, 2]  # top third: >= 0.2 resp. >= 0.1
+    sig_a, sig_b, sig_c = [False, True, True, False], [False, False, True, False], [True, False, False, False]
+    got = crossprobe.shared_and_specific(["a", "b", "c"], [a, b, c], [sig_a, sig_b, sig_c])
+    assert got == {"shared": [], "specific": {"a": [1], "b": [], "c": [0]}}  # a and b share layer 2
+    assert crossprobe.shared_and_specific(["a", "b"], [a, b], [sig_a, sig_b]) == {"shared": [2],
+                                                                                "specific": {"a": [1], "b": []}}
+    # nothing significant: nothing is important, however large the deltas
+    assert crossprobe.shared_and_specific(["a", "b"], [a, b], [[False] * 4] * 2)["shared"] == []
 
 
 def test_in_order_keeps_order_and_stops_at_a_failure():

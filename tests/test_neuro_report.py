@@ -23,11 +23,19 @@ def _probe_result(scores: list[float]) -> ProbeResult:
                        items)
 
 
-def _scores() -> SkipScores:
-    # skipping layer 4 costs 0.5 on every item, layer 7 costs 0.2; the others nothing
+def _scores(items: int = 10, noisy: bool = False) -> SkipScores:
+    """Skipping layer 4 costs 0.5 on every item, layer 7 costs 0.2, the others nothing. With 10 items the
+    sign-flip p of a constant drop is 2/1024 (BH over 10 layers: 2/1024 * 10 / 2 < 0.05: significant);
+    noisy: layer 4 and 7 drop on half the items and rise on the others (mean still > 0, never significant)."""
     drop = {4: 0.5, 7: 0.2}
-    results = {(layer,): _probe_result([0.9 - drop.get(layer, 0.0)] * 4) for layer in range(N)}
-    return SkipScores("/models/toy.gguf", "toy", "sha", N, _probe_result([0.9] * 4), results)
+
+    def skipped(layer):
+        d = drop.get(layer, 0.0)
+        per_item = [d * (1.5 if k % 2 else -0.5) for k in range(items)] if noisy else [d] * items
+        return _probe_result([0.9 - x for x in per_item])
+
+    results = {(layer,): skipped(layer) for layer in range(N)}
+    return SkipScores("/models/toy.gguf", "toy", "sha", N, _probe_result([0.9] * items), results)
 
 
 def _lens(first_rank10: list[int]) -> LensResult:
@@ -52,14 +60,17 @@ def test_map_labels_and_files(tmp_path):
     scores, lens = _scores(), _lens([6, 6, 6])
     data = map_data(scores, lens)
     labels = [r["label"] for r in data["layers"]]
-    # depth 0.05 early; 4 important before emergence 6 -> reasoning; 6 semantic (span 1); 7 important -> semantic
-    assert labels == ["early", "syntax", "syntax", "syntax", "reasoning", "syntax", "semantic", "semantic",
-                      "formatting", "output"]
+    # depth 0.05 early; 4 significant before emergence 6 -> reasoning; 7 significant after it -> semantic
+    assert labels == ["early", "middle", "middle", "middle", "reasoning", "middle", "middle", "semantic",
+                      "middle", "output"]
     assert data["layers"][4]["importance"] == pytest.approx(0.5) and data["emergence_layer"] == 6
+    assert data["layers"][4]["p"] == pytest.approx(2 / 1024) and data["layers"][4]["p_adjusted"] == pytest.approx(10 / 1024)  # BH: (2/1024) x 10 / 2
+    assert data["significance"]["labelled_by_effect"] == [4, 7]
     files = write_map(scores, lens, tmp_path)
     assert {f.name for f in files} >= {"report.json", "report.html", "ablation.png", "lens_heatmap.png", "lens.csv",
                                     "map_labels.png", "map_lens.png", "map_hidden.png"}
     assert "reasoning" in (tmp_path / "report.html").read_text()
+    assert "Earned by layers 4, 7" in (tmp_path / "report.html").read_text()
     out = write_compare_maps([tmp_path / "report.json", tmp_path / "report.json"], tmp_path / "cmp")
     summary = json.loads(out[0].read_text())
     assert summary["models"][0]["emergence_depth"] == pytest.approx(0.65)
@@ -78,6 +89,17 @@ def test_map_labels_and_files(tmp_path):
         write_compare_maps([tmp_path / "bad.json"], tmp_path / "cmp2")
 
 
+def test_map_without_significant_effects_labels_no_layer_by_effect(tmp_path):
+    """4 items: the smallest sign-flip p is 2/16, so nothing can be significant, whatever the deltas."""
+    for scores in (_scores(items=4), _scores(items=10, noisy=True)):
+        data = map_data(scores, _lens([6, 6, 6]))
+        assert scores.importance()[4] > 0.1
+        assert not any(r["by_effect"] for r in data["layers"]) and data["significance"]["labelled_by_effect"] == []
+        assert {r["label"] for r in data["layers"]} == {"early", "middle", "output"}
+    write_map(_scores(items=4), _lens([6, 6, 6]), tmp_path)
+    assert "every layer is labelled by its position only" in (tmp_path / "report.html").read_text()
+
+
 def test_annotate_sweep_heatmap_with_map_labels(tmp_path):
     """`rys report RESULTS --annotate report.json`: label bands, and which labels the top configs duplicate."""
     from click.testing import CliRunner
@@ -89,16 +111,17 @@ def test_annotate_sweep_heatmap_with_map_labels(tmp_path):
 
     write_map(_scores(), _lens([6, 6, 6]), tmp_path / "map")
     layers = json.loads((tmp_path / "map" / "report.json").read_text())["layers"]
-    assert label_bands(layers) == [(0, 0, "early"), (1, 3, "syntax"), (4, 4, "reasoning"), (5, 5, "syntax"),
-                                   (6, 7, "semantic"), (8, 8, "formatting"), (9, 9, "output")]
+    assert label_bands(layers) == [(0, 0, "early"), (1, 3, "middle"), (4, 4, "reasoning"), (5, 6, "middle"),
+                                   (7, 7, "semantic"), (8, 8, "middle"), (9, 9, "output")]
     labels = {r["layer"]: r["label"] for r in layers}
-    assert duplicated_labels(3, 7, labels) == {"syntax": [3, 5], "reasoning": [4], "semantic": [6]}
+    assert duplicated_labels(3, 7, labels) == {"middle": [3, 5, 6], "reasoning": [4]}
 
     def row(i, j, delta, times=2):
         path = list(range(N)) if times == 1 else layer_paths.repeat(i, j, times, N)
         return Row(config=f"({i},{j})", path=layer_paths.format_path(path), i=i, j=j, times=times,
                    interleaved=False, n_layers=len(path), probe="toy", probe_sha256="p" * 64, score=0.5 + delta,
-                   ci=[0.4, 0.6], coverage=None, n_items=4, result={}, timings={},
+                   ci=[0.4, 0.6], coverage=None, n_items=4, timings={},
+                   result={"items": [{"id": f"i{k}", "score": 0.5 + delta} for k in range(4)]},
                    delta={"delta": delta, "ci_low": delta - 0.1, "ci_high": delta + 0.1, "p": 0.01,
                           "significant": abs(delta) > 0.1},
                    provenance={"model": "/elsewhere/toy.gguf", "model_sha256": "m" * 64})
@@ -111,11 +134,11 @@ def test_annotate_sweep_heatmap_with_map_labels(tmp_path):
     done = CliRunner().invoke(main, ["report", str(results), "--out", str(out), "--top-k", "2", "--no-html",
                                      "--annotate", str(tmp_path / "map" / "report.json")])
     assert done.exit_code == 0, done.output
-    assert "1. (4,6) delta +0.3000: reasoning 4; syntax 5" in done.output
-    assert describe({"reasoning": [8, 10, 11], "syntax": [9]}) == "reasoning 8,10,11; syntax 9"
+    assert "1. (4,6) delta +0.3000: reasoning 4; middle 5" in done.output
+    assert describe({"reasoning": [8, 10, 11], "middle": [9]}) == "reasoning 8,10,11; middle 9"
     data = json.loads((out / "annotations.json").read_text())
     assert [(t["i"], t["j"]) for t in data["probes"]["toy"]] == [(4, 6), (6, 8)]
-    assert data["probes"]["toy"][1]["duplicates"] == {"semantic": [6, 7]}
+    assert data["probes"]["toy"][1]["duplicates"] == {"middle": [6], "semantic": [7]}
     assert (out / "heatmap.toy.annotated.png").stat().st_size > 0 and (out / "heatmap.toy.png").exists()
     done = CliRunner().invoke(main, ["report", str(results), "--out", str(out), "--annotate", str(results)])
     assert done.exit_code == 2 and "cannot read the layer map" in done.output and "summary" not in done.output

@@ -93,8 +93,10 @@ def _lens_prompts(prompt, answer, probe, limit):
 @click.option("--layers", default=None, help="Only these layers, e.g. 0..9,20 (the last is always read).")
 @click.option("--hidden", is_flag=True, help="Also read hidden states: block influence, cosine to final.")
 @click.option("--save-hidden", is_flag=True, help="Save hidden states as .npy (implies --hidden).")
+@click.option("--tuned", "tuned", type=click.Path(path_type=Path), default=None,
+              help="A tuned lens of this model (rys calibrate): report it next to the logit lens (implies --hidden).")
 def lens(model, llama_server, server_args, ctx_size, workers, out, prompt, answer, probe, limit,
-         control_prompt, control_answer, top_k, layers, hidden, save_hidden):
+         control_prompt, control_answer, top_k, layers, hidden, save_hidden, tuned):
     """Logit lens: the next-token distribution after every layer, via truncated models."""
     from rys.neuro.lens import LensPrompt, run_lens
     from rys.neuro.report import write_lens
@@ -109,11 +111,12 @@ def lens(model, llama_server, server_args, ctx_size, workers, out, prompt, answe
         control = LensPrompt("control", control_prompt, control_answer)
     result = run_lens(path, prompts, config, control=control, with_hidden=hidden, top_k=top_k,
                       layers=parse_path(layers) if layers else None, workers=workers,
-                      save_hidden=out if save_hidden else None, on_layer=_layer_progress)
+                      save_hidden=out if save_hidden else None, on_layer=_layer_progress, tuned=tuned)
     first = result.prompts[0]
     states = first.block_influence is not None
     click.echo(f"{'layer':>5} {'entropy':>8} {'KL bits':>8} {'p(ans)':>8} {'rank':>6}"
-               + (f" {'infl':>6} {'cos':>6}" if states else "") + "  top tokens")
+               + (f" {'infl':>6} {'cos':>6}" if states else "")
+               + (f" {'tunedKL':>8} {'t.p(ans)':>8} {'t.rank':>6}" if first.tuned else "") + "  top tokens")
     for k, s in enumerate(first.layers):
         tops = "  ".join(f"{result.pieces.get(i, '')!r} {p:.2f}" for i, p in s.top[:3])
         prob = "" if s.answer_prob is None else f"{s.answer_prob:.4f}"
@@ -121,6 +124,9 @@ def lens(model, llama_server, server_args, ctx_size, workers, out, prompt, answe
         if states:  # block influence is unknown where the layer before was not lensed
             influence = first.block_influence[k]
             extra = f" {'' if influence is None else f'{influence:.3f}':>6} {first.cosine_to_final[k]:>6.3f}"
+        if first.tuned:
+            t = first.tuned[k]
+            extra += f" {t.kl_bits:>8.3f} {'' if t.answer_prob is None else f'{t.answer_prob:.4f}':>8} {t.answer_rank or '':>6}"
         click.echo(f"{s.layer:>5} {s.entropy_bits:>8.3f} {s.kl_bits:>8.3f} {prob:>8} {s.answer_rank or '':>6}"
                    f"{extra}  {tops}")
     if states:
@@ -132,12 +138,55 @@ def lens(model, llama_server, server_args, ctx_size, workers, out, prompt, answe
         margins = " ".join(f"{s.layer}:{m:+.3f}" for s, m in zip(result.control.layers, result.control.control_margin))
         click.echo(f"control margin p({control_answer}) - p({first.answer_piece.strip()}) on the control prompt, by layer: {margins}; "
                    f"positive from layer {result.control.summary.get('control_margin_positive_from')} on")
+    if first.tuned:
+        click.echo(f"tuned lens {tuned}: tunedKL / t.p(ans) / t.rank at the last token; numpy head check "
+                   f"KL {result.head_check_kl_bits:.2e} bits")
     click.echo(f"self-test: KL(last layer || original) = {result.self_test_kl_bits:.2e} bits "
                f"({'passed' if result.self_test_passed else 'FAILED'}); {result.seconds:.1f} s")
     _files(write_lens(result, out, meta))
     if not result.self_test_passed:
         raise NeuroError("the lens self-test failed: the full-depth path does not reproduce the model",
                          "report this with the model's architecture; the layer rewriter may be wrong for it")
+
+
+@click.command()
+@_common
+@click.option("--probe", "probes", multiple=True, help="Calibrate on this probe's prompts (repeatable).")
+@click.option("--text", "text_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Calibrate on a text file, one prompt per line.")
+@click.option("--limit", default=None, type=int, help="Use only the first N items of each probe.")
+@click.option("--held-out", default=0.25, show_default=True, help="Share of prompts kept out of the fit.")
+@click.option("--steps", default=8, show_default=True, help="Gradient steps on the KL per layer (0: line search only).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the prompt split and row subsampling.")
+@click.option("--lens", "lens_file", type=click.Path(path_type=Path), default=None,
+              help="Tuned lens file to write [default: OUT/tuned_lens.safetensors].")
+def calibrate(model, llama_server, server_args, ctx_size, workers, out, probes, text_file, limit, held_out, steps,
+              seed, lens_file):
+    """Tuned lens: fit one affine translator per layer on hidden states read through llama-server."""
+    from rys.neuro.calibrate import calibrate as run_calibrate
+    from rys.neuro.calibrate import text_prompts
+    from rys.neuro.lens import probe_prompts
+    from rys.neuro.report import write_calibration
+    from rys.neuro.tuned import save_lens
+    from rys.probes import load_probe
+
+    if not probes and text_file is None:
+        raise NeuroError("calibrate needs prompts", "pass --probe NAME (repeatable) or --text FILE")
+    path, config, out, workers, meta = _setup("calibrate", model, llama_server, server_args, ctx_size, out, workers)
+    prompts = [p for name in probes for p in probe_prompts(load_probe(name), limit)]
+    prompts += text_prompts(text_file) if text_file else []
+    lens, info = run_calibrate(path, prompts, config, held_out=held_out, seed=seed, adam_steps=steps,
+                               workers=workers, on_read=lambda d, n: click.echo(f"  states: {d}/{n} layers", err=True),
+                               on_fit=lambda d, n: click.echo(f"  fit: {d}/{n} layers", err=True))
+    held = info["held_out"]
+    click.echo(f"held-out KL to the final distribution ({held['tokens']} tokens of "
+               f"{len(info['split']['held_out'])} prompts), bits:")
+    click.echo(f"{'layer':>5} {'logit':>8} {'tuned':>8}")
+    for layer, a, b in zip(held["layers"], held["logit_kl_bits"], held["tuned_kl_bits"]):
+        click.echo(f"{layer:>5} {a:>8.3f} {b:>8.3f}")
+    click.echo(f"read {info['read_seconds']:.1f} s, fit {info['fit_seconds']:.1f} s")
+    lens_path = save_lens(lens, lens_file or out / "tuned_lens.safetensors")
+    _files([lens_path, *write_calibration(info, lens, out, meta)])
 
 
 def _probe(probe: str, limit: int | None):
@@ -180,7 +229,9 @@ def ablate(model, llama_server, server_args, ctx_size, workers, out, probe, limi
     click.echo(f"baseline {scores.baseline.score:.4f} [{scores.baseline.ci_low:.4f}, {scores.baseline.ci_high:.4f}]")
     for row in sorted(scores.rows(), key=lambda r: -r.importance)[:10]:
         click.echo(f"  skip {row.skipped}: importance {row.importance:+.4f} [{row.ci_low:+.4f}, {row.ci_high:+.4f}] "
-                   f"p={row.p:.3g}")
+                   f"p={row.p:.3g} adjusted={row.p_adjusted:.3g}{' significant' if row.significant else ''}")
+    click.echo(f"(significant: Benjamini-Hochberg adjusted p < 0.05 over the {len(scores.results)} configs; "
+               f"{sum(r.significant for r in scores.rows())} are)")
     for skipped, error in scores.failed.items():
         click.echo(f"  FAILED skip {list(skipped)}: {error}", err=True)
     _files(write_ablation(scores, out, meta))
@@ -204,7 +255,8 @@ def circuit(model, llama_server, server_args, ctx_size, workers, out, probe, lim
                                 layers=parse_path(layers) if layers else None, journal=out / "skips.jsonl",
                                 workers=workers, on_done=_progress)
     for pair in sorted(pairs, key=lambda p: -abs(p.interaction)):
-        click.echo(f"  ({pair.a}, {pair.b}): interaction {pair.interaction:+.4f} {pair.kind}")
+        click.echo(f"  ({pair.a}, {pair.b}): interaction {pair.interaction:+.4f} {pair.kind} "
+                   f"(p={pair.p:.3g}, adjusted {pair.p_adjusted:.3g})")
     _files(write_circuit(scores, pairs, strategy, out, meta))
 
 
@@ -248,17 +300,19 @@ def cross_probe(model, llama_server, server_args, ctx_size, workers, out, probes
         raise NeuroError("cross-probe needs at least two probes", "repeat --probe, e.g. --probe math --probe eq")
     path, config, out, workers, meta = _setup("cross-probe", model, llama_server, server_args, ctx_size, out, workers)
     n_layers = open_source(path).n_layers
-    profiles = []
+    profiles, significant = [], []
     for name in probes:
         probe_set = _probe(name, limit)
         scores = score_skips(path, probe_set, config, [(layer,) for layer in range(n_layers)],
                              journal=out / probe_set.name / "skips.jsonl", workers=workers, on_done=_progress)
         importance = scores.importance()
         profiles.append([importance.get(layer, 0.0) for layer in range(n_layers)])
+        flags = scores.significant()
+        significant.append([flags.get(layer, False) for layer in range(n_layers)])
     names = [_probe(name, 1).name for name in probes]
     corr = correlation(profiles)
     data = {"model": str(path), "probes": names, "importance": dict(zip(names, profiles)), "correlation": corr,
-            **shared_and_specific(names, profiles)}
+            **shared_and_specific(names, profiles, significant)}
     pairs = [(names[a], names[b], corr[a][b]) for a in range(len(names)) for b in range(a + 1, len(names))]
     click.echo("Pearson r of the importance profiles: " + ", ".join(
         f"{x} ~ {y} {'n/a (a constant profile)' if r is None else f'{r:+.3f}'}" for x, y, r in pairs))
@@ -329,5 +383,5 @@ def compare_maps(reports, out):
 
 
 def register(cli: click.Group) -> None:
-    for command in (lens, ablate, circuit, map_cmd, cross_probe, prompt_repeat, compare_maps):
+    for command in (lens, calibrate, ablate, circuit, map_cmd, cross_probe, prompt_repeat, compare_maps):
         cli.add_command(command)

@@ -1,7 +1,9 @@
 """Ablation: skip a layer (or a contiguous block) and measure how much a probe's score drops.
 
-importance(x) = baseline score - score with x skipped, paired over items, with a bootstrap CI and a
-permutation p-value (rys.probes.stats.paired_delta). A skipped layer acts as the identity: the path
+importance(x) = baseline score - score with x skipped, paired over items, with a permutation CI and
+p-value (rys.probes.stats.paired_delta). "Significant" is decided on p-values adjusted over every
+config of the run (Benjamini-Hochberg, rys.probes.stats.adjust_pvalues): with 30 layers tested, one
+raw p < 0.05 is what chance alone gives. A skipped layer acts as the identity: the path
 simply leaves it out. Every finished config is appended to a journal, so an interrupted run resumes;
 a config whose server fails is reported and never becomes a row.
 """
@@ -18,7 +20,10 @@ from rys import paths as layer_paths
 from rys.neuro import NeuroError
 from rys.neuro.pipeline import in_order
 from rys.probes import ProbeResult, open_target, run_probe
-from rys.probes.stats import paired_delta
+from rys.probes.stats import adjust_pvalues, paired_delta
+
+ALPHA = 0.05  # family-wise level of every "significant" mark
+ADJUST = "bh"  # the adjustment over the configs of a run
 
 Skip = tuple[int, ...]  # the skipped layers, sorted; () is the baseline
 
@@ -31,7 +36,9 @@ class AblationRow:
     importance: float  # baseline - ablated
     ci_low: float
     ci_high: float
-    p: float
+    p: float  # this test alone
+    p_adjusted: float = 1.0  # over every config of the run (ADJUST)
+    significant: bool = False  # p_adjusted < ALPHA
 
 
 @dataclass
@@ -46,11 +53,26 @@ class SkipScores:
     results: dict[Skip, ProbeResult]
     failed: dict[Skip, str] = field(default_factory=dict)
 
+    _family: dict = field(default_factory=dict, repr=False, compare=False)  # cache: configs -> adjusted p
+
+    def _adjusted(self) -> dict[Skip, tuple]:
+        """(Delta, adjusted p) of every config scored, adjusted over all of them."""
+        key = tuple(sorted(self.results))
+        if key not in self._family:
+            deltas = {s: paired_delta(self.results[s].items, self.baseline.items) for s in key}  # baseline - ablated
+            adjusted = adjust_pvalues([d.p for d in deltas.values()], ADJUST)
+            self._family.clear()
+            self._family[key] = {s: (d, q) for (s, d), q in zip(deltas.items(), adjusted)}
+        return self._family[key]
+
     def row(self, skipped: Skip) -> AblationRow:
-        result = self.results[skipped]
-        d = paired_delta(result.items, self.baseline.items)  # b - a = baseline - ablated
+        d, q = self._adjusted()[skipped]
         return AblationRow(list(skipped), layer_paths.format_path(layer_paths.skip(skipped, self.n_layers)),
-                           result.score, d.delta, d.ci_low, d.ci_high, d.p)
+                           self.results[skipped].score, d.delta, d.ci_low, d.ci_high, d.p, q, bool(q < ALPHA))
+
+    def significant(self) -> dict[int, bool]:
+        """Single layers whose skip changes the score significantly (adjusted over the run), by layer."""
+        return {s[0]: self.row(s).significant for s in self.results if len(s) == 1}
 
     def rows(self, size: int | None = None) -> list[AblationRow]:
         return [self.row(s) for s in sorted(self.results, key=lambda s: (len(s), s))
@@ -65,6 +87,7 @@ class SkipScores:
                 "n_layers": self.n_layers,
                 "baseline": {"score": self.baseline.score, "ci_low": self.baseline.ci_low,
                              "ci_high": self.baseline.ci_high, "n": self.baseline.n, "flags": self.baseline.flags},
+                "significance": {"alpha": ALPHA, "adjustment": ADJUST, "family": len(self.results)},
                 "rows": [asdict(r) for r in self.rows()],
                 "ranking": [r.skipped for r in sorted(self.rows(1), key=lambda r: -r.importance)],
                 "failed": [{"skipped": list(s), "error": e} for s, e in sorted(self.failed.items())]}

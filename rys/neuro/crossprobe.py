@@ -25,9 +25,13 @@ def correlation(profiles: Sequence[Sequence[float]]) -> list[list[float | None]]
     return out
 
 
-def shared_and_specific(names: Sequence[str], profiles: Sequence[Sequence[float]]) -> dict:
-    """Layers important (labels.important_layers) for every probe, and those important for one only."""
-    flags = [important_layers(p) for p in profiles]
+def shared_and_specific(names: Sequence[str], profiles: Sequence[Sequence[float]],
+                        significant: Sequence[Sequence[bool]]) -> dict:
+    """Layers important for every probe, and those important for one only. Important = a significant drop
+    when skipped (labels.important_layers), each probe's p-values adjusted over its own layers: "for every
+    probe" then needs every one of those tests to pass (an intersection of tests needs no further
+    correction)."""
+    flags = [important_layers(p, s) for p, s in zip(profiles, significant)]
     n = len(profiles[0])
     shared = [layer for layer in range(n) if all(f[layer] for f in flags)]
     specific = {name: [layer for layer in range(n) if f[layer] and sum(g[layer] for g in flags) == 1]

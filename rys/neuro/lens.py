@@ -59,11 +59,17 @@ class PromptLens:
     block_influence: list[float | None] | None = None  # per lensed layer (None: layer before not read)
     cosine_to_final: list[float] | None = None
     control_margin: list[float] | None = None  # control prompt only: p(own answer) - p(main answer)
+    tuned: list[LayerStats] | None = None  # the tuned lens at each lensed layer (rys lens --tuned)
+    tuned_summary: dict | None = None
 
     def to_dict(self, pieces: dict[int, str]) -> dict:
-        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "layers"}
-        out["layers"] = [dict(dataclasses.asdict(s), top=[[i, pieces.get(i, ""), p] for i, p in s.top],
-                              top_mass=s.top_mass) for s in self.layers]
+        def stats(rows):
+            return [dict(dataclasses.asdict(s), top=[[i, pieces.get(i, ""), p] for i, p in s.top],
+                         top_mass=s.top_mass) for s in rows]
+
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("layers", "tuned")}
+        out["layers"] = stats(self.layers)
+        out["tuned"] = None if self.tuned is None else stats(self.tuned)
         return out
 
 
@@ -77,6 +83,8 @@ class LensResult:
     self_test_kl_bits: float  # max over prompts of KL(last layer || original model)
     seconds: float
     pieces: dict[int, str] = field(default_factory=dict)  # token id -> text, for every top-k token shown
+    tuned_lens: str | None = None  # the tuned lens file used (rys lens --tuned)
+    head_check_kl_bits: float | None = None  # max KL(server's final distribution || numpy head of its state)
 
     @property
     def self_test_passed(self) -> bool:
@@ -86,7 +94,7 @@ class LensResult:
         return {"model": self.model, "n_layers": self.n_layers, "n_vocab": self.n_vocab,
                 "self_test": {"kl_bits_last_layer": self.self_test_kl_bits, "passed": self.self_test_passed,
                               "threshold_bits": SELF_TEST_KL_BITS},
-                "seconds": self.seconds,
+                "seconds": self.seconds, "tuned_lens": self.tuned_lens, "head_check_kl_bits": self.head_check_kl_bits,
                 "prompts": [p.to_dict(self.pieces) for p in self.prompts],
                 "control": None if self.control is None else self.control.to_dict(self.pieces)}
 
@@ -113,7 +121,8 @@ def answer_token(client, text: str, answer: str) -> int:
 def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: LensPrompt | None = None,
              with_hidden: bool = False, top_k: int = 5, layers: Sequence[int] | None = None,
              save_hidden: Path | None = None, store=None, workers: int = 2,
-             on_layer: Callable[[int, int], None] | None = None, switch: bool = True) -> LensResult:
+             on_layer: Callable[[int, int], None] | None = None, switch: bool = True,
+             tuned: Path | None = None) -> LensResult:
     """Lens every prompt at every layer in `layers` (default all; the last layer is always read).
 
     Without hidden states, on a build that switches paths in place (and `switch`), one server reads every
@@ -125,6 +134,10 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
     input state was read too (the token embedding for layer 0), and cosine to the original model's
     final state. save_hidden writes them per prompt as .npy [1 + len(layers), tokens, n_embd]: row 0 =
     token embedding, then the state after each lensed layer, final-norm gain divided out.
+
+    tuned (a file of rys calibrate for this same model) adds the tuned lens next to the logit lens: the
+    hidden state of each layer at the prompt's last token, through that layer's translator and the
+    model's head (rys.neuro.tuned); it implies with_hidden.
     """
     from rys.gguf.source import open_source
 
@@ -136,6 +149,13 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
                          "give --answer with --prompt and --control-answer with --control-prompt")
     source = open_source(model)
     n_layers = source.n_layers
+    tuned_lens = None
+    if tuned is not None:
+        from rys.neuro.tuned import load_lens
+
+        tuned_lens = load_lens(tuned)
+        tuned_lens.check_model(model)
+        with_hidden = True
     wanted = sorted(set(range(n_layers) if layers is None else layers) | {n_layers - 1})
     outside = [layer for layer in wanted if not 0 <= layer < n_layers]
     if outside:
@@ -149,8 +169,12 @@ def run_lens(model: Path, prompts: Sequence[LensPrompt], config, *, control: Len
         session = None
         if switch and not with_hidden and switches_in_place(config.binary, model):
             session = stack.enter_context(_one_server(model, config, n_layers, wanted, [p.text for p in everything]))
-        return _lens(model, config, source, n_layers, wanted, everything, control, with_hidden, save_hidden,
-                     top_k, store, workers, on_layer, session, start)
+        result = _lens(model, config, source, n_layers, wanted, everything, control, with_hidden, save_hidden,
+                       top_k, store, workers, on_layer, session, start)
+    if tuned_lens is not None:
+        _add_tuned(result, tuned_lens, model, wanted, top_k)
+        result.tuned_lens = str(tuned)
+    return result
 
 
 @contextlib.contextmanager
@@ -222,8 +246,10 @@ def _lens(model, config, source, n_layers, wanted, everything, control, with_hid
         if on_layer:
             on_layer(done, len(wanted))
 
-    for lens, state, final_state in zip(lenses, states, final_states):
+    for lens, state, final_state, final in zip(lenses, states, final_states, finals):
         lens.summary = summary_layers(lens.layers)
+        if with_hidden:
+            lens._states = (state, hidden.remove_gain(final_state, gain), final)  # for _add_tuned, not saved
         if lens.control_margin is not None:
             # "from which it stays positive": early layers give both answers ~1e-12, whose sign is noise
             lens.summary["control_margin_positive_from"] = _positive_from(lens.layers, lens.control_margin)
@@ -269,3 +295,26 @@ def _save_npy(out: Path, array: np.ndarray) -> None:
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _add_tuned(result: LensResult, lens, model: Path, wanted: Sequence[int], top_k: int) -> None:
+    """The tuned lens at every lensed layer, from the states the logit lens read (last token of each prompt).
+    Also checks the numpy head: the original model's own final state through it must give the server's
+    final distribution (head_check_kl_bits; quantized matmuls differ by ~1e-3 bits)."""
+    from rys.neuro.head import read_head
+    from rys.neuro.lens_math import kl_bits
+    from rys.neuro.tuned import lens_logprobs
+
+    head = read_head(model)
+    checks = []
+    for p in result.prompts + ([result.control] if result.control else []):
+        states, final_state, final = p.__dict__.pop("_states")
+        checks.append(kl_bits(final, lens_logprobs(head, final_state[-1:])[0]))
+        p.tuned = []
+        for k, layer in enumerate(wanted):
+            lp = lens_logprobs(head, states[k + 1][-1:], lens.translator(layer))[0]
+            p.tuned.append(layer_stats(layer, lp, final, p.prompt_ids, p.answer_token, top_k))
+        p.tuned_summary = summary_layers(p.tuned)
+        for s in p.tuned:
+            result.pieces.update({i: "" for i, _ in s.top if i not in result.pieces})
+    result.head_check_kl_bits = max(checks)

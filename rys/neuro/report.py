@@ -20,8 +20,8 @@ from rys.neuro.lens import LensResult
 from rys.neuro.plots import Chart, write_html, write_png
 from rys.outputs import save_text
 
-LABEL_COLORS = {"early": "#9e9e9e", "syntax": "#64b5f6", "reasoning": "#e53935", "semantic": "#fb8c00",
-                "formatting": "#8e24aa", "output": "#43a047"}
+LABEL_COLORS = {"early": "#9e9e9e", "middle": "#cfd8dc", "reasoning": "#e53935", "semantic": "#fb8c00",
+                "output": "#43a047"}
 
 
 def write_json(out: Path, data, meta: dict | None = None) -> Path:
@@ -57,6 +57,10 @@ def lens_rows(result: LensResult) -> list[dict]:
                          "top_k_mass": round(s.top_mass, 6), "copy_collapse": s.copy_collapse,
                          "semantic_collapse": s.semantic_collapse,
                          "control_margin": None if lens.control_margin is None else lens.control_margin[i]})
+            if lens.tuned is not None:
+                t = lens.tuned[i]
+                rows[-1].update({"tuned_entropy_bits": round(t.entropy_bits, 6), "tuned_kl_bits": round(t.kl_bits, 6),
+                                 "tuned_answer_prob": t.answer_prob, "tuned_answer_rank": t.answer_rank})
     return rows
 
 
@@ -76,8 +80,22 @@ def lens_curves(result: LensResult) -> Chart:
                                  for i in range(len(layers))],
               "KL to final (bits)": [statistics.fmean(p.layers[i].kl_bits for p in result.prompts)
                                      for i in range(len(layers))]}
+    if result.prompts[0].tuned is not None:
+        series["tuned lens KL to final (bits)"] = [statistics.fmean(p.tuned[i].kl_bits for p in result.prompts)
+                                                   for i in range(len(layers))]
     return Chart("lines", "Entropy and KL to the final distribution (mean over prompts)", x=layers,
                  series=series, xlabel="layer", ylabel="bits")
+
+
+def lens_tuned_chart(result: LensResult) -> Chart | None:
+    """Logit vs tuned lens KL to the final distribution, mean over the lensed prompts (last token)."""
+    if result.prompts[0].tuned is None:
+        return None
+    n = len(result.prompts[0].layers)
+    return tuned_chart([s.layer for s in result.prompts[0].layers],
+                       [statistics.fmean(p.layers[i].kl_bits for p in result.prompts) for i in range(n)],
+                       [statistics.fmean(p.tuned[i].kl_bits for p in result.prompts) for i in range(n)],
+                       f"Logit vs tuned lens: {Path(result.model).name} ({len(result.prompts)} prompts, last token)")
 
 
 def write_lens(result: LensResult, out_dir: Path, meta: dict | None = None) -> list[Path]:
@@ -85,8 +103,25 @@ def write_lens(result: LensResult, out_dir: Path, meta: dict | None = None) -> l
     heat = lens_heatmap(result)
     if heat is not None:
         files += chart_files(heat, out_dir, "lens_heatmap")
+    tuned = lens_tuned_chart(result)
+    if tuned is not None:
+        files += chart_files(tuned, out_dir, "lens_tuned")
     return files
 
+
+
+def tuned_chart(layers, logit_kl, tuned_kl, title: str) -> Chart:
+    return Chart("lines", title, x=list(layers), series={"logit lens": list(logit_kl), "tuned lens": list(tuned_kl)},
+                 xlabel="layer", ylabel="KL(P_final || P_lens), bits")
+
+
+def write_calibration(info: dict, lens, out_dir: Path, meta: dict | None = None) -> list[Path]:
+    """calibration.json (split, timings, per-layer fit and held-out figures) and the tuned-vs-logit chart."""
+    held = info["held_out"]
+    data = {"format": "rys-calibration/1", "model": lens.model_name, "model_sha256": lens.model_sha256, **info}
+    chart = tuned_chart(held["layers"], held["logit_kl_bits"], held["tuned_kl_bits"],
+                        f"Held-out KL to the final distribution: {lens.model_name} ({held['tokens']} tokens)")
+    return [write_json(out_dir / "calibration.json", data, meta), *chart_files(chart, out_dir, "tuned_vs_logit")]
 
 # -- ablation and circuits ----------------------------------------------------------------------------
 
@@ -96,7 +131,7 @@ def ablation_chart(scores: SkipScores, size: int = 1) -> Chart:
                         f"({scores.probe}, baseline {scores.baseline.score:.3f})",
                  x=[r.skipped[0] for r in rows], y=[r.importance for r in rows],
                  err_low=[r.ci_low for r in rows], err_high=[r.ci_high for r in rows],
-                 colors=["#e53935" if r.ci_low > 0 else "#90a4ae" for r in rows],
+                 colors=["#e53935" if r.significant and r.importance > 0 else "#90a4ae" for r in rows],
                  xlabel="skipped layer" if size == 1 else "first skipped layer",
                  ylabel="importance = baseline - ablated")
 
@@ -123,7 +158,8 @@ def circuit_dict(scores: SkipScores, pairs: list[Pair], strategy: str) -> dict:
     return {"model": scores.model, "probe": scores.probe, "strategy": strategy,
             "baseline": scores.baseline.score, "single": scores.importance(),
             "pairs": [{"a": p.a, "b": p.b, "delta_a": p.delta_a, "delta_b": p.delta_b, "delta_ab": p.delta_ab,
-                       "interaction": p.interaction, "kind": p.kind} for p in pairs],
+                       "interaction": p.interaction, "p": p.p, "p_adjusted": p.p_adjusted,
+                       "significant": p.significant, "kind": p.kind} for p in pairs],
             "failed": [{"skipped": list(s), "error": e} for s, e in sorted(scores.failed.items())]}
 
 
@@ -164,25 +200,40 @@ def map_data(scores: SkipScores, lens: LensResult) -> dict:
     n = scores.n_layers
     importance = scores.importance()
     values = [importance.get(layer, 0.0) for layer in range(n)]
+    significant = scores.significant()
+    rows = {r.skipped[0]: r for r in scores.rows(1)}
     emergence = emergence_layer(lens)
     influence = [p.block_influence for p in lens.prompts if p.block_influence]
     cosine = [p.cosine_to_final for p in lens.prompts if p.cosine_to_final]
     per_layer = []
-    for lab in layer_labels.label_layers(values, emergence):
+    labels = layer_labels.label_layers(values, [significant.get(layer, False) for layer in range(n)], emergence)
+    for lab in labels:
         layer = lab.layer
+        row = rows.get(layer)
         per_layer.append({
             "layer": layer, "label": lab.label, "relative_depth": round(lab.relative_depth, 4),
-            "importance": importance.get(layer), "important": lab.important,
+            "importance": importance.get(layer), "important": lab.important, "by_effect": lab.by_effect,
+            "p": None if row is None else row.p, "p_adjusted": None if row is None else row.p_adjusted,
             "mean_answer_prob": statistics.fmean(p.layers[layer].answer_prob or 0.0 for p in lens.prompts),
             "mean_kl_bits": statistics.fmean(p.layers[layer].kl_bits for p in lens.prompts),
             "mean_entropy_bits": statistics.fmean(p.layers[layer].entropy_bits for p in lens.prompts),
             "block_influence": statistics.fmean(b[layer] for b in influence) if influence else None,
             "cosine_to_final": statistics.fmean(c[layer] for c in cosine) if cosine else None,
             "reason": lab.reason})
+        if tuned := [p.tuned for p in lens.prompts if p.tuned]:
+            per_layer[-1]["mean_tuned_kl_bits"] = statistics.fmean(t[layer].kl_bits for t in tuned)
+            per_layer[-1]["mean_tuned_answer_prob"] = statistics.fmean(t[layer].answer_prob or 0.0 for t in tuned)
+    from rys.neuro.ablate import ADJUST, ALPHA
+
+    earned = [lab.layer for lab in labels if lab.by_effect]
     return {"format": "rys-map/1", "model": scores.model, "probe": scores.probe, "n_layers": n,
             "baseline": scores.baseline.score, "emergence_layer": emergence,
             "lens_self_test_kl_bits": lens.self_test_kl_bits, "lens_self_test_passed": lens.self_test_passed,
             "label_rules": layer_labels.RULES, "layers": per_layer,
+            "significance": {"alpha": ALPHA, "adjustment": ADJUST, "layers_tested": len(rows),
+                             "labelled_by_effect": earned,
+                             "labelled_by_position": [lab.layer for lab in labels if not lab.by_effect]},
+            "tuned_lens": lens.tuned_lens,
             "failed": [{"skipped": list(s), "error": e} for s, e in sorted(scores.failed.items())]}
 
 
@@ -215,12 +266,23 @@ def write_map(scores: SkipScores, lens: LensResult, out_dir: Path, meta: dict | 
                  f"({'passed' if lens.self_test_passed else 'FAILED'}). Answer emergence (median first layer "
                  f"with answer rank &le; 10): {data['emergence_layer']}. Baseline score "
                  f"{data['baseline']:.4f}.</p>")
+    sig = data["significance"]
+    earned = sig["labelled_by_effect"]
+    self_test += (f"<p>Labels by effect need a significant score drop when the layer is skipped: "
+                  f"{sig['adjustment'].upper()}-adjusted p &lt; {sig['alpha']} over the {sig['layers_tested']} layers "
+                  f"tested. " + (f"Earned by layers {', '.join(map(str, earned))}; every other layer is labelled by "
+                                 "its position only." if earned else
+                                 "No layer's effect is significant: <b>every layer is labelled by its position "
+                                 "only</b> (more items, or a probe the model does better than chance, may earn "
+                                 "labels).") + "</p>")
     sections = [("Layer labels", labelled, self_test + rules),
                 ("Ablation", ablation_chart(scores), ""),
                 ("Logit lens", lens_heatmap(lens), ""),
                 ("Entropy and KL", lens_curves(lens), ""),
+                *([("Logit vs tuned lens", lens_tuned_chart(lens), "")] if lens_tuned_chart(lens) else []),
                 ("Hidden states", hidden_chart, "" if hidden_chart else "<p>not measured</p>"),
-                ("Per layer", None, _table(data["layers"], ["layer", "label", "importance", "mean_answer_prob",
+                ("Per layer", None, _table(data["layers"], ["layer", "label", "by_effect", "importance", "p_adjusted",
+                                                             "mean_answer_prob",
                                                              "mean_kl_bits", "block_influence", "cosine_to_final"]))]
     title = f"Layer map: {Path(scores.model).name} on {scores.probe}"
     out_dir.mkdir(parents=True, exist_ok=True)
