@@ -264,9 +264,11 @@ def circuit(model, llama_server, server_args, ctx_size, workers, out, probe, lim
 @_common
 @click.option("--probe", required=True, help="Probe set (built-in name or file).")
 @click.option("--limit", default=None, type=int, help="Score only the first N items.")
-@click.option("--lens-limit", default=8, show_default=True, help="Probe items to lens.")
-def map_cmd(model, llama_server, server_args, ctx_size, workers, out, probe, limit, lens_limit):
-    """Ablation + logit lens + hidden states in one report with automatic layer labels."""
+@click.option("--lens-limit", default=8, show_default=True, help="Probe items to lens (and to read attention on).")
+@click.option("--tuned", "tuned", type=click.Path(path_type=Path), default=None,
+              help="A tuned lens of this model (rys calibrate), reported next to the logit lens.")
+def map_cmd(model, llama_server, server_args, ctx_size, workers, out, probe, limit, lens_limit, tuned):
+    """Ablation + logit lens + hidden states + attention entropy in one report with layer labels."""
     from rys.gguf.source import open_source
     from rys.neuro.ablate import score_skips
     from rys.neuro.lens import probe_prompts, run_lens
@@ -278,10 +280,49 @@ def map_cmd(model, llama_server, server_args, ctx_size, workers, out, probe, lim
     scores = score_skips(path, probe_set, config, [(layer,) for layer in range(n_layers)],
                          journal=out / "skips.jsonl", workers=workers, on_done=_progress)
     lens_result = run_lens(path, probe_prompts(probe_set, lens_limit), config, with_hidden=True, workers=workers,
-                           on_layer=_layer_progress)
+                           on_layer=_layer_progress, tuned=tuned)
+    attention = None
+    from rys.llama.features import has_feature
+    from rys.neuro.attention import ATTENTION, run_attention
+
+    if has_feature(config.binary, ATTENTION):
+        attention = run_attention(path, probe_prompts(probe_set, lens_limit), config)
+    else:
+        click.echo("attention entropy: skipped (this llama-server has no attention readout; "
+                   "rys setup llama-server --patched builds one)", err=True)
+    data = map_data(scores, lens_result, attention)
     click.echo(f"lens self-test KL {lens_result.self_test_kl_bits:.2e} bits; labels: " +
-               " ".join(f"{r['layer']}:{r['label']}" for r in map_data(scores, lens_result)["layers"]))
-    _files(write_map(scores, lens_result, out, meta))
+               " ".join(f"{r['layer']}:{r['label']}" for r in data["layers"]))
+    earned = data["significance"]["labelled_by_effect"]
+    click.echo(f"labelled by a significant ablation effect (BH over {data['significance']['layers_tested']} layers): "
+               + (", ".join(map(str, earned)) if earned else "none; every layer is labelled by its position only"))
+    _files(write_map(scores, lens_result, out, meta, attention))
+
+
+@click.command()
+@_common
+@click.option("--probe", default=None, help="Probe set whose prompts are read (built-in name or file).")
+@click.option("--prompt", default=None, help="One prompt instead of a probe.")
+@click.option("--limit", default=8, show_default=True, help="Probe items to read.")
+@click.option("--path", "layer_path", default=None, help="A layer path to run instead of the model, e.g. 0..20,15..29.")
+def attention(model, llama_server, server_args, ctx_size, workers, out, probe, prompt, limit, layer_path):
+    """Per-layer, per-head attention entropy (bits) over a probe's prompts (patched llama-server)."""
+    from rys.gguf.source import open_source
+    from rys.neuro.attention import run_attention, summary_line
+    from rys.neuro.report import write_attention
+    from rys.paths import parse_path
+
+    path, config, out, workers, meta = _setup("attention", model, llama_server, server_args, ctx_size, out, 1)
+    prompts = _lens_prompts(prompt, None, probe, limit)
+    executed = parse_path(layer_path, open_source(path).n_layers) if layer_path else None
+    result = run_attention(path, prompts, config, executed)
+    means = result.head_means()
+    click.echo(f"{'layer':>6} {'mean':>7} {'min head':>9} {'max head':>9}   (bits; log2 of the prompt length "
+               f"bounds a position: {min(result.to_dict()['max_bits']):.2f}-{max(result.to_dict()['max_bits']):.2f})")
+    for name, row in zip(result.labels(), means):
+        click.echo(f"{name:>6} {row.mean():>7.3f} {row.min():>9.3f} {row.max():>9.3f}")
+    click.echo(summary_line(result) + f"; {result.seconds:.1f} s")
+    _files(write_attention(result, out, meta))
 
 
 @click.command(name="cross-probe")
@@ -383,5 +424,5 @@ def compare_maps(reports, out):
 
 
 def register(cli: click.Group) -> None:
-    for command in (lens, calibrate, ablate, circuit, map_cmd, cross_probe, prompt_repeat, compare_maps):
+    for command in (lens, calibrate, attention, ablate, circuit, map_cmd, cross_probe, prompt_repeat, compare_maps):
         cli.add_command(command)

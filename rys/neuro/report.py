@@ -123,6 +123,28 @@ def write_calibration(info: dict, lens, out_dir: Path, meta: dict | None = None)
                         f"Held-out KL to the final distribution: {lens.model_name} ({held['tokens']} tokens)")
     return [write_json(out_dir / "calibration.json", data, meta), *chart_files(chart, out_dir, "tuned_vs_logit")]
 
+
+# -- attention ----------------------------------------------------------------------------------------
+
+def attention_charts(result) -> tuple[Chart, Chart]:
+    means = result.head_means()
+    names = result.labels()
+    heat = Chart("heatmap", f"Attention entropy per head (bits, mean over {len(result.prompts)} prompts)",
+                 x=list(range(means.shape[1])), y=names, z=means.tolist(), xlabel="head", ylabel="layer",
+                 zlabel="entropy (bits)")
+    profile = Chart("lines", "Attention entropy per layer (mean over heads, prompts and positions)",
+                    x=list(range(len(names))), series={"mean head entropy (bits)": result.layer_profile()},
+                    xlabel="executed layer", ylabel="bits")
+    return heat, profile
+
+
+def write_attention(result, out_dir: Path, meta: dict | None = None) -> list[Path]:
+    heat, profile = attention_charts(result)
+    rows = [{"layer": name, "head": h, "mean_entropy_bits": round(float(v), 6)}
+            for name, row in zip(result.labels(), result.head_means()) for h, v in enumerate(row)]
+    return [write_json(out_dir / "attention.json", result.to_dict(), meta), write_csv(out_dir / "attention.csv", rows),
+            *chart_files(heat, out_dir, "attention_heatmap"), *chart_files(profile, out_dir, "attention_profile")]
+
 # -- ablation and circuits ----------------------------------------------------------------------------
 
 def ablation_chart(scores: SkipScores, size: int = 1) -> Chart:
@@ -196,7 +218,7 @@ def emergence_layer(result: LensResult) -> int | None:
     return int(statistics.median(reached))
 
 
-def map_data(scores: SkipScores, lens: LensResult) -> dict:
+def map_data(scores: SkipScores, lens: LensResult, attention=None) -> dict:
     n = scores.n_layers
     importance = scores.importance()
     values = [importance.get(layer, 0.0) for layer in range(n)]
@@ -220,6 +242,8 @@ def map_data(scores: SkipScores, lens: LensResult) -> dict:
             "block_influence": statistics.fmean(b[layer] for b in influence) if influence else None,
             "cosine_to_final": statistics.fmean(c[layer] for c in cosine) if cosine else None,
             "reason": lab.reason})
+        if attention is not None and len(attention.path) == n:
+            per_layer[-1]["attention_entropy_bits"] = attention.layer_profile()[layer]
         if tuned := [p.tuned for p in lens.prompts if p.tuned]:
             per_layer[-1]["mean_tuned_kl_bits"] = statistics.fmean(t[layer].kl_bits for t in tuned)
             per_layer[-1]["mean_tuned_answer_prob"] = statistics.fmean(t[layer].answer_prob or 0.0 for t in tuned)
@@ -233,7 +257,8 @@ def map_data(scores: SkipScores, lens: LensResult) -> dict:
             "significance": {"alpha": ALPHA, "adjustment": ADJUST, "layers_tested": len(rows),
                              "labelled_by_effect": earned,
                              "labelled_by_position": [lab.layer for lab in labels if not lab.by_effect]},
-            "tuned_lens": lens.tuned_lens,
+            "tuned_lens": lens.tuned_lens, "attention": None if attention is None else {
+                "prompts": len(attention.prompts), "head_means_bits": attention.head_means().tolist()},
             "failed": [{"skipped": list(s), "error": e} for s, e in sorted(scores.failed.items())]}
 
 
@@ -245,8 +270,9 @@ def _table(rows: list[dict], keys: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def write_map(scores: SkipScores, lens: LensResult, out_dir: Path, meta: dict | None = None) -> list[Path]:
-    data = map_data(scores, lens)
+def write_map(scores: SkipScores, lens: LensResult, out_dir: Path, meta: dict | None = None,
+              attention=None) -> list[Path]:
+    data = map_data(scores, lens, attention)
     layers = [r["layer"] for r in data["layers"]]
     labelled = Chart("bar", "Ablation importance, coloured by layer label", x=layers,
                      y=[r["importance"] or 0.0 for r in data["layers"]],
@@ -281,6 +307,10 @@ def write_map(scores: SkipScores, lens: LensResult, out_dir: Path, meta: dict | 
                 ("Entropy and KL", lens_curves(lens), ""),
                 *([("Logit vs tuned lens", lens_tuned_chart(lens), "")] if lens_tuned_chart(lens) else []),
                 ("Hidden states", hidden_chart, "" if hidden_chart else "<p>not measured</p>"),
+                *([("Attention entropy", attention_charts(attention)[0], ""),
+                   ("Attention entropy by layer", attention_charts(attention)[1], "")] if attention is not None else
+                  [("Attention entropy", None, "<p>not measured (needs the patched llama-server: rys setup "
+                                                "llama-server --patched)</p>")]),
                 ("Per layer", None, _table(data["layers"], ["layer", "label", "by_effect", "importance", "p_adjusted",
                                                              "mean_answer_prob",
                                                              "mean_kl_bits", "block_influence", "cosine_to_final"]))]
@@ -290,8 +320,11 @@ def write_map(scores: SkipScores, lens: LensResult, out_dir: Path, meta: dict | 
     pngs = [write_png(labelled, out_dir / "map_labels.png"), write_png(lens_curves(lens), out_dir / "map_lens.png")]
     if hidden_chart is not None:
         pngs.append(write_png(hidden_chart, out_dir / "map_hidden.png"))
+    if attention is not None:
+        pngs.append(write_png(attention_charts(attention)[0], out_dir / "map_attention.png"))
     return [write_json(out_dir / "report.json", data, meta), write_html(title, sections, out_dir / "report.html"),
-            *pngs, *write_ablation(scores, out_dir, meta), *write_lens(lens, out_dir, meta)]
+            *pngs, *write_ablation(scores, out_dir, meta), *write_lens(lens, out_dir, meta),
+            *(write_attention(attention, out_dir, meta) if attention is not None else [])]
 
 
 def write_compare_maps(reports: list[Path], out_dir: Path) -> list[Path]:
