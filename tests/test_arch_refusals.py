@@ -15,7 +15,7 @@ def rys(*args):
 
 def _truncated(tmp_path):
     """A model file cut off inside its first tensor: what an interrupted download looks like."""
-    from rys.gguf.fixtures import _Draft, _base_keys, _tokenizer_entries, write_tiny
+    from rys.gguf.fixtures import _base_keys, _Draft, _tokenizer_entries, write_tiny
 
     spec = TinySpec("llama", n_layers=2)
     tokenizer = _tokenizer_entries()

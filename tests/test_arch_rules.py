@@ -122,3 +122,15 @@ def test_refused_architectures_say_why():
         [problem] = path_problems(rule_for(arch), arch, {}, 6, skip([1], 6))
         assert words in problem and arch in problem
     assert "not in rys's table" in path_problems(None, "gptj", {}, 6, skip([1], 6))[0]
+
+
+def test_hybrid_paths_keep_an_attention_layer():
+    # qwen35: recurrent except every 4th layer (3, 7); llama.cpp aborts on a path of recurrent layers only
+    for method in (REWRITE, RUNTIME):
+        [problem] = path_problems(rule_for("qwen35"), "qwen35", {}, 8, [0, 1, 2], method)
+        assert "only recurrent layers" in problem and "keep layer 3" in problem
+    assert path_problems(rule_for("qwen35"), "qwen35", {}, 8, [0, 1, 2, 3], RUNTIME) == []
+    # lfm2: recurrent (short-conv) where head_count_kv is 0
+    kv = {"lfm2.attention.head_count_kv": MetaValue(GGUFValueType.ARRAY, [0, 0, 2, 0, 0, 2], GGUFValueType.INT32)}
+    assert "keep layer 2" in path_problems(rule_for("lfm2"), "lfm2", kv, 6, [0, 1, 3, 4])[0]
+    assert path_problems(rule_for("lfm2"), "lfm2", kv, 6, [0, 2]) == []

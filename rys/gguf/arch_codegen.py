@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rys.gguf.arch_rules import ARCH_RULES, N_LAYERS, RUNTIME, ArchRule, describe, refusal
+from rys.gguf.arch_rules import ARCH_RULES, RUNTIME, ArchRule, describe, refusal
 
 HEADER_PATH = "src/rys-arch-rules.h"
 PATCH = Path(__file__).resolve().parents[2] / "vendor" / "llama.cpp" / "layer-path.patch"
@@ -72,6 +72,7 @@ def header_text() -> str:
         "    const char *            arch;",
         "    const char *            refused;      // non-null: no path but the identity",
         "    const char *            same_length;  // non-null: paths must keep the physical layer count",
+        "    bool                    attention_needed;  // a hybrid model: a path keeps a non-recurrent layer",
         "    const rys_fixed_rule *  fixed;",
         "    size_t                  n_fixed;",
         "    const rys_refuse_rule * refuse;",
@@ -91,9 +92,8 @@ def header_text() -> str:
             lines.append(f"static const rys_fixed_rule {fixed_name}[] = {{")
             for f in fixed:
                 p = f.pattern
-                if isinstance(p.period, str) and p.period != N_LAYERS or p.period == N_LAYERS:
-                    if not p.hparam:
-                        raise ValueError(f"{arch}: a period read from metadata needs the llama_hparams field (hparam)")
+                if isinstance(p.period, str) and not p.hparam:  # a metadata key, or N_LAYERS
+                    raise ValueError(f"{arch}: a period read from metadata needs the llama_hparams field (hparam)")
                 hparam = f"&llama_hparams::{p.hparam}" if p.hparam else "nullptr"
                 period = p.period if isinstance(p.period, int) else 0
                 lines.append(f"    {{ {_c(f.what)}, {_RESIDUES[p.residues]}, {period}, {hparam}, "
@@ -106,7 +106,7 @@ def header_text() -> str:
                 lines.append(f"    {{ {_c(w.reason)}, &llama_hparams::{w.hparam} }},")
             lines.append("};")
         entries.append(f"    {{ {_c(arch)}, {_c(refused)}, {_c(None if refused else rule.same_length)}, "
-                       f"{fixed_name}, {len(fixed)}, {refuse_name}, {len(refuse)} }},")
+                       f"{'true' if rule.attention_needed and not refused else 'false'}, {fixed_name}, {len(fixed)}, {refuse_name}, {len(refuse)} }},")
     lines.append("")
     lines.append("static const rys_arch_rule rys_arch_rules[] = {")
     lines += entries
@@ -145,7 +145,7 @@ def coverage() -> dict:
     runtime = [a for a, r in ARCH_RULES.items() if refusal(r, a, RUNTIME) is None]
     groups = Counter()
     specific = sorted(a for a, r in ARCH_RULES.items() if r.unsupported and "{arch}" not in r.unsupported)
-    for arch, rule in ARCH_RULES.items():
+    for rule in ARCH_RULES.values():
         if rule.unsupported:
             groups[rule.unsupported if "{arch}" in rule.unsupported else
                    f"its layers are tied to their positions in ways no metadata describes ({', '.join(specific)}; "
@@ -157,10 +157,10 @@ def coverage() -> dict:
 
 def docs_table() -> str:
     c = coverage()
-    lines = [DOCS_BEGIN, "",
-             f"{c['architectures']} architectures (every one llama.cpp b11434 can load): {c['rewrite']} take layer "
-             f"paths with the rewriter and {c['runtime']} with the runtime patch ({c['generic']} of them with the generic "
-             f"rules alone); {c['refused']} are refused:", ""]
+    summary = (f"{c['architectures']} architectures (every one llama.cpp b11434 can load): {c['rewrite']} take layer "
+               f"paths with the rewriter and {c['runtime']} with the runtime patch ({c['generic']} of them with the generic "
+               f"rules alone); {c['refused']} are refused:")
+    lines = [DOCS_BEGIN, "", summary, ""]
     for reason, n in sorted(c["refused_by_reason"].items(), key=lambda kv: -kv[1]):
         lines.append(f"- {n}: {reason.replace('{arch} ', '').replace('{arch}', 'the model')}")
     lines += ["", "| architecture | rewrite | runtime | rules / reason |", "|---|---|---|---|"]

@@ -23,6 +23,8 @@ Kinds of per-architecture knowledge, and which method each binds:
   so the rewriter refuses such a path (count_switches) or writes the key that pins the source's value
   (pins).
 - `same_length`: the graph uses the executed layer count itself; both methods refuse other lengths.
+- `attention_needed`: a hybrid model whose layers are either recurrent or attention: llama.cpp aborts on a
+  path without any attention layer (its hybrid memory has no KV layer to index), so both methods refuse it.
 - `refuse_when`, `unsupported`, `runtime_unsupported`: no path other than the identity can be right.
 """
 
@@ -128,6 +130,7 @@ class ArchRule:
     count_switches: tuple[CountSwitch, ...] = ()
     pins: tuple[Pin, ...] = ()
     same_length: str | None = None
+    attention_needed: bool = False
     refuse_when: tuple[RefuseWhen, ...] = ()
     # Set when no path other than the identity can be right (both methods).
     unsupported: str | None = None
@@ -159,6 +162,7 @@ def _swa(period: int, dense_first: bool = False) -> tuple[IndexArray, ...]:
 
 # Hybrid models: recurrent (linear-attention) layers except every full_attention_interval-th one.
 _RECURRENT = (IndexArray("attention.recurrent_layers", IndexPattern(4, "all_but_last"), "full_attention_interval"),)
+RECURRENT_KEY = "attention.recurrent_layers"
 _RECURRENT_8 = (IndexArray("attention.recurrent_layers", IndexPattern(8, "all_but_last"), "full_attention_interval"),)
 _SWA_3_OF_4 = _swa(4)
 
@@ -195,10 +199,10 @@ ARCH_RULES: dict[str, ArchRule] = {
     **{arch: _PLAIN for arch in (
         "llama", "maincoder", "talkie", "deci", "falcon", "grok", "gpt2", "gptneox", "mpt", "starcoder",
         "refact", "bloom", "stablelm", "qwen", "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen3moe", "phi2",
-        "phi3", "phimoe", "plamo", "plamo2", "codeshell", "orion", "internlm2", "gemma", "starcoder2", "mamba",
-        "mamba2", "maple", "jamba", "falcon-h1", "xverse", "dbrx", "olmo", "olmoe", "openelm", "arctic",
-        "chatglm", "glm4", "bitnet", "jais", "jais2", "nemotron", "nemotron_h", "nemotron_h_moe", "exaone",
-        "rwkv6qwen2", "granite", "granitemoe", "granitehybrid", "granite_swa", "chameleon", "plm",
+        "phi3", "phimoe", "plamo", "codeshell", "orion", "internlm2", "gemma", "starcoder2", "mamba",
+        "mamba2", "maple", "falcon-h1", "xverse", "dbrx", "olmo", "olmoe", "openelm", "arctic",
+        "chatglm", "glm4", "bitnet", "jais", "jais2", "nemotron", "exaone",
+        "rwkv6qwen2", "granite", "granitemoe", "granite_swa", "chameleon", "plm",
         "bailingmoe", "arcee", "ernie4_5", "paddleocr", "hunyuan-moe", "hunyuan-dense", "hunyuan_vl",
         "hy_v3", "seed_oss", "grovemoe", "apertus", "minimax-m2", "cogvlm",
         "mistral3", "mimo2", "step35", "spark2_5", "pangu-embedded",
@@ -224,9 +228,12 @@ ARCH_RULES: dict[str, ArchRule] = {
               IndexPattern("leading_dense_block_count", "prefix", hparam="n_layer_dense_lead")),)),
 
     # Recurrent layers by index (hybrid models).
-    "qwen3next": ArchRule(index_arrays=_RECURRENT),
-    "qwen35": ArchRule(index_arrays=_RECURRENT),
-    "qwen35moe": ArchRule(index_arrays=_RECURRENT),
+    "qwen3next": ArchRule(index_arrays=_RECURRENT, attention_needed=True),
+    "qwen35": ArchRule(index_arrays=_RECURRENT, attention_needed=True),
+    "qwen35moe": ArchRule(index_arrays=_RECURRENT, attention_needed=True),
+    # Recurrent where head_count_kv is 0 (the per-layer array the generic rule remaps).
+    **{arch: ArchRule(attention_needed=True) for arch in (
+        "jamba", "plamo2", "granitehybrid", "nemotron_h", "nemotron_h_moe")},
 
     # Behaviour tied to the executed index.
     "smollm3": ArchRule(fixed=(_NOPE_EVERY_4TH,)),
@@ -255,13 +262,13 @@ ARCH_RULES: dict[str, ArchRule] = {
     "dots1": ArchRule(fixed=(_DENSE_LEAD,)),
     "glm4moe": ArchRule(fixed=(_DENSE_LEAD,)),
     "bailingmoe2": ArchRule(fixed=(_DENSE_LEAD,)),
-    "lfm2moe": ArchRule(fixed=(_DENSE_LEAD,)),
-    "kimi-linear": ArchRule(fixed=(_DENSE_LEAD,)),
+    "lfm2moe": ArchRule(fixed=(_DENSE_LEAD,), attention_needed=True),
+    "kimi-linear": ArchRule(fixed=(_DENSE_LEAD,), attention_needed=True),
     "minimax-m3": ArchRule(fixed=(
         Fixed("dense layers without the sparse-attention indexer cache on the first leading_dense_block_count layers",
               IndexPattern("leading_dense_block_count", "prefix", hparam="n_layer_dense_lead")),)),
     "deepseek2-ocr": ArchRule(fixed=(_DENSE_LEAD,)),
-    "lfm2": ArchRule(fixed=(
+    "lfm2": ArchRule(attention_needed=True, fixed=(
         Fixed("MoE from n_layer_dense_lead on, which lfm2 sets to the physical layer count at load time",
               IndexPattern(N_LAYERS, "prefix", hparam="n_layer_dense_lead"), methods=(RUNTIME,)),)),
     "deepseek2": ArchRule(fixed=(_DENSE_LEAD,), count_switches=(
@@ -341,6 +348,8 @@ def describe(rule: ArchRule) -> str:
         parts.append(f"rewrite pins `{pin.key}`")
     if rule.same_length:
         parts.append(f"same length only: {rule.same_length}")
+    if rule.attention_needed:
+        parts.append("a path keeps at least one attention layer")
     for when in rule.refuse_when:
         parts.append(f"refused when `{when.key}` > 0: {when.reason}")
     if rule.note:

@@ -50,7 +50,7 @@ class TinySpec:
     n_expert: int = 4
     n_expert_used: int = 2
     seed: int = 0
-    init_std: float = 0.05  # of the random weights; deep relu^2 stacks (nemotron) need less
+    init_std: float = 0.05  # of the random weights; some deeper stacks overflow to NaN with more (nemotron, dots1)
     # tensors the loader takes when present but never asks for (TENSOR_NOT_REQUIRED alternatives the
     # graph needs): (name, ne in ggml order)
     tensors: tuple[tuple[str, tuple[int, ...]], ...] = ()

@@ -8,7 +8,16 @@ from collections.abc import Mapping, Sequence
 
 from gguf import GGUFValueType
 
-from rys.gguf.arch_rules import N_LAYERS, REWRITE, RUNTIME, SWA_KEY, ArchRule, IndexArray, IndexPattern, refusal
+from rys.gguf.arch_rules import (
+    N_LAYERS,
+    RECURRENT_KEY,
+    REWRITE,
+    SWA_KEY,
+    ArchRule,
+    IndexArray,
+    IndexPattern,
+    refusal,
+)
 from rys.gguf.source import MetaValue
 
 # Arrays that are not per-layer even when their length happens to equal block_count.
@@ -86,6 +95,11 @@ def path_problems(rule: ArchRule | None, arch: str, meta: Mapping[str, MetaValue
             problems.append(f"{arch} derives {fixed.what} from the layer index: position {p} "
                             f"{'has' if new[p] else 'lacks'} it but source layer {path[p]} "
                             f"{'has' if src[path[p]] else 'lacks'} it ({len(bad)} positions differ); {hint}")
+    if rule.attention_needed:
+        recurrent = _recurrent_flags(rule, arch, meta, n_layers)
+        if recurrent is not None and all(recurrent[s] for s in path):
+            problems.append(f"{arch} is a hybrid model and the path runs only recurrent layers; llama.cpp needs at least "
+                            f"one attention layer (e.g. keep layer {recurrent.index(False)})")
     if rule.same_length and len(path) != n_layers:
         problems.append(f"{arch}: {rule.same_length}; the source has {n_layers} layers and the path {len(path)}")
     if method == REWRITE:
@@ -94,6 +108,18 @@ def path_problems(rule: ArchRule | None, arch: str, meta: Mapping[str, MetaValue
                 problems.append(f"{arch}: {switch.what}; the source has {n_layers} layers and the path {len(path)} "
                                 f"(the runtime patch keeps the source's behaviour)")
     return problems
+
+
+def _recurrent_flags(rule: ArchRule, arch: str, meta: Mapping[str, MetaValue], n_layers: int) -> list[bool] | None:
+    """Which source layers are recurrent: the index-derived array, else where head_count_kv is 0."""
+    for spec in rule.index_arrays:
+        if spec.key == RECURRENT_KEY:
+            return source_flags(spec, arch, meta, n_layers, n_layers)
+    entry = meta.get(f"{arch}.attention.head_count_kv")
+    if entry is None or entry.type != GGUFValueType.ARRAY:
+        return None  # one value for every layer: all attention or all recurrent alike
+    flags = [int(v) == 0 for v in list(entry.value)[:n_layers]]
+    return flags if False in flags else None
 
 
 def _pin_values(rule: ArchRule | None, arch: str, meta: Mapping[str, MetaValue], n_layers: int) -> dict[str, MetaValue]:
