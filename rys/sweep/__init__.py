@@ -1,4 +1,5 @@
-"""The sweep: config spaces, the materialize -> serve -> score loop, the results store, rankings, plots, exports."""
+"""The sweep: config spaces, search strategies, the materialize -> serve -> score loop, the results store,
+corrected rankings, held-out confirmation, plots, exports."""
 
 from rys.errors import RysError
 
