@@ -26,7 +26,7 @@ SPECS: dict[str, TinySpec] = {spec.arch: spec for spec in (
     TinySpec("hunyuan-moe"), TinySpec("seed_oss"), TinySpec("apertus"),
     TinySpec("lfm2", keys=(("attention.head_count_kv", [0, 0, 2, 0, 0, 2]),)),
     TinySpec("bailingmoe"),
-    TinySpec("dots1", n_head_kv=NO_GQA, init_std=0.02, keys=DENSE_LEAD + (("expert_gating_func", 2),)),
+    TinySpec("dots1", n_head_kv=NO_GQA, init_std=0.01, keys=DENSE_LEAD + (("expert_gating_func", 2),)),
     TinySpec("qwen3vl"), TinySpec("qwen3vlmoe"),
     # what the runtime patch accepted before, and the index-pattern families
     TinySpec("llama"), TinySpec("qwen2"), TinySpec("qwen3"), TinySpec("gemma2"), TinySpec("gemma3"),
