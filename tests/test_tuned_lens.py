@@ -36,7 +36,7 @@ def test_tuned_lens_beats_the_logit_lens_on_held_out_prompts(which, request, lla
     model = request.getfixturevalue(which)
     config = ServerConfig(binary=llama_server_bin, ctx_size=512, extra_args=("--threads", "1"),
                           log_dir=tmp_path / "logs")
-    prompts = _prompts(4)  # 8 prompts: 2 held out
+    prompts = _prompts(5)  # 10 prompts: 2 held out, 2 to choose the step, 6 to fit
     lens, info = calibrate(model, prompts, config, adam_steps=0, workers=2)
     held = info["held_out"]
     # calibrate's own held-out figures, every token of the held-out prompts

@@ -91,7 +91,7 @@ def test_fit_recovers_a_known_translator_and_never_loses_to_the_identity():
     mix = (np.eye(8) + 0.5 * RNG.normal(size=(8, 8))).astype(np.float32)
     u = np.linalg.solve(mix, (final_u - 0.3).T).T.astype(np.float32)  # mix @ u + 0.3 = final_u
     log = final_logprobs(head, final_u)
-    fit = fit_layer(0, head, u[:200], final_u[:200], log[:100], u[200:], log[200:], ridge=1e-6, adam_steps=3)
+    fit = fit_layer(0, head, u[:200], final_u[:200], log[:100], u[200:], log[200:], ridges=(1e-6,), adam_steps=3)
     assert fit.selection_kl < 0.01 * fit.identity_selection_kl
     # nothing to learn: the identity stays
     same = fit_layer(0, head, final_u[:200], final_u[:200], log[:100], final_u[200:], log[200:], adam_steps=2)

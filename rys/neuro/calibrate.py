@@ -51,7 +51,7 @@ def split_prompts(n: int, held_out: float, seed: int) -> dict[str, list[int]]:
     order = [int(i) for i in np.random.default_rng(seed).permutation(n)]
     n_held = min(max(1, round(n * held_out)), n - 3)
     rest = order[n_held:]
-    n_sel = max(1, len(rest) // 4)
+    n_sel = max(1, len(rest) // 3)
     return {"held_out": sorted(order[:n_held]), "select": sorted(rest[:n_sel]), "fit": sorted(rest[n_sel:])}
 
 

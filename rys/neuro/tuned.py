@@ -7,9 +7,11 @@ lens(u) = head(RMSNorm(A u + b) x gain). With A = I, b = 0 this is the logit len
 starts from it (identity initialisation) and only moves where that lowers the KL.
 
 Fit per layer, in float32 numpy (rys calibrate, rys.neuro.calibrate):
-1. ridge least squares A_ls, b_ls from u_L to u_final on the fit tokens (cheap: a D x D solve);
-2. from the identity, a line search along (A_ls - I, b_ls): the step with the lowest mean
-   KL(P_final || P_lens) on the selection tokens (a part of the training prompts the fit did not use);
+1. ridge least squares A_ls, b_ls from u_L to u_final on the fit tokens (cheap: a D x D solve), for
+   a light and a strong ridge;
+2. from the identity, a line search along each (A_ls - I, b_ls): the step (and ridge) with the lowest
+   mean KL(P_final || P_lens) on the selection tokens (training prompts the fit did not use; with few
+   prompts a full step overfits the late layers, where the logit lens is already close);
 3. Adam steps on the KL over the fit tokens, each kept only if the selection KL goes down. The
    gradient is taken over the tokens that matter on the fit rows (the union of each row's top tokens
    under the final distribution and under the current lens, renormalized), which makes a step ~10-30x
@@ -152,7 +154,7 @@ class LayerFit:
 
 
 def fit_layer(layer: int, head: Head, u_fit: np.ndarray, u_final_fit: np.ndarray, fit_log: np.ndarray,
-              u_sel: np.ndarray, sel_log: np.ndarray, *, ridge: float = 0.1,
+              u_sel: np.ndarray, sel_log: np.ndarray, *, ridges: Sequence[float] = (0.1, 1.0),
               steps_grid: Sequence[float] = (0.25, 0.5, 0.75, 1.0), adam_steps: int = 8,
               lr: float = 5e-4, top_k: int = 32) -> LayerFit:
     """One layer's translator (see the module docstring); fit_log / sel_log are the final distributions
@@ -160,12 +162,13 @@ def fit_layer(layer: int, head: Head, u_fit: np.ndarray, u_final_fit: np.ndarray
     identity = Translator.identity(head.n_embd)
     best, best_kl, best_t = identity, mean_kl(head, u_sel, sel_log, identity), 0.0
     identity_kl = best_kl
-    ls = least_squares(u_fit, u_final_fit, ridge)
-    for t in steps_grid:
-        candidate = _blend(t, ls)
-        kl = mean_kl(head, u_sel, sel_log, candidate)
-        if kl < best_kl:
-            best, best_kl, best_t = candidate, kl, t
+    for ridge in ridges:
+        ls = least_squares(u_fit, u_final_fit, ridge)
+        for t in steps_grid:
+            candidate = _blend(t, ls)
+            kl = mean_kl(head, u_sel, sel_log, candidate)
+            if kl < best_kl:
+                best, best_kl, best_t = candidate, kl, t
     accepted = 0
     if adam_steps:
         tr = Translator(best.weight.copy(), best.bias.copy())
@@ -252,7 +255,7 @@ def load_lens(path: str | Path) -> TunedLens:
 
 
 def fit_lens(head: Head, states: dict[int, Sequence[np.ndarray]], split: dict[str, list[int]], *,
-             max_fit_rows: int = 384, max_sel_rows: int = 192, adam_steps: int = 8, ridge: float = 0.1,
+             max_fit_rows: int = 384, max_sel_rows: int = 192, adam_steps: int = 8,
              seed: int = 0, on_layer: Callable[[int, int], None] | None = None) -> tuple[dict[int, LayerFit], dict]:
     """Fit every layer but the last from per-prompt states (layer -> [prompt] -> [tokens, n_embd], gain
     removed, first position dropped by the caller); `split` lists prompt indexes for "fit", "select" and
@@ -283,7 +286,7 @@ def fit_lens(head: Head, states: dict[int, Sequence[np.ndarray]], split: dict[st
             # the subsample first, so its rows line up with fit_log; least squares uses every fit row
             order = np.concatenate([fit_idx, np.setdiff1d(np.arange(len(u_fit_all)), fit_idx)])
             fit = fit_layer(layer, head, u_fit_all[order], final_fit_all[order], fit_log,
-                            rows(layer, "select")[sel_idx], sel_log, ridge=ridge, adam_steps=adam_steps)
+                            rows(layer, "select")[sel_idx], sel_log, adam_steps=adam_steps)
         fits[layer] = fit
         u_held = rows(layer, "held_out")
         held["layers"].append(layer)
