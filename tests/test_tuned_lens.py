@@ -20,9 +20,9 @@ from rys.server.manager import ServerConfig
 
 @pytest.fixture(scope="session")
 def qwen05():
-    from rys.models import resolve_model
-
     from conftest import _real
+
+    from rys.models import resolve_model
 
     return _real("Qwen2.5-Coder-0.5B demo model", lambda: resolve_model("qwen2.5-coder-0.5b", install=False))
 

@@ -312,7 +312,8 @@ def attention(model, llama_server, server_args, ctx_size, workers, out, probe, p
     from rys.neuro.report import write_attention
     from rys.paths import parse_path
 
-    path, config, out, workers, meta = _setup("attention", model, llama_server, server_args, ctx_size, out, 1)
+    # one server, so no thread share: --workers is accepted (shared options) but has nothing to do here
+    path, config, out, _, meta = _setup("attention", model, llama_server, server_args, ctx_size, out, 1)
     prompts = _lens_prompts(prompt, None, probe, limit)
     executed = parse_path(layer_path, open_source(path).n_layers) if layer_path else None
     result = run_attention(path, prompts, config, executed)

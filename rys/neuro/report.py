@@ -309,8 +309,8 @@ def write_map(scores: SkipScores, lens: LensResult, out_dir: Path, meta: dict | 
                 ("Hidden states", hidden_chart, "" if hidden_chart else "<p>not measured</p>"),
                 *([("Attention entropy", attention_charts(attention)[0], ""),
                    ("Attention entropy by layer", attention_charts(attention)[1], "")] if attention is not None else
-                  [("Attention entropy", None, "<p>not measured (needs the patched llama-server: rys setup "
-                                                "llama-server --patched)</p>")]),
+                  [("Attention entropy", None, ("<p>not measured (needs the patched llama-server: rys setup "
+                                                 "llama-server --patched)</p>"))]),
                 ("Per layer", None, _table(data["layers"], ["layer", "label", "by_effect", "importance", "p_adjusted",
                                                              "mean_answer_prob",
                                                              "mean_kl_bits", "block_influence", "cosine_to_final"]))]

@@ -240,7 +240,7 @@ def load_lens(path: str | Path) -> TunedLens:
     try:
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
-            arrays = {k: fh.get_tensor(k) for k in fh.keys()}
+            arrays = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - a safetensors handle, not a dict
     except (SafetensorError, OSError, ValueError) as err:
         raise NeuroError(f"{path} is not a tuned lens file ({err})",
                          "pass a file written by rys calibrate") from None
@@ -294,5 +294,5 @@ def fit_lens(head: Head, states: dict[int, Sequence[np.ndarray]], split: dict[st
         held["tuned_kl_bits"].append(mean_kl(head, u_held, held_log, fit.translator))
         if on_layer:
             on_layer(done, len(layers))
-    held["tokens"] = int(len(held_final))
+    held["tokens"] = len(held_final)
     return fits, held
