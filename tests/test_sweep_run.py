@@ -101,17 +101,17 @@ def test_two_workers_write_complete_rows_and_a_rerun_skips_them(job, tmp_path):
 
 @pytest.mark.parametrize("prefetch", [False, True])
 def test_a_config_whose_server_fails_is_a_failure_record_then_retried(job, tmp_path, prefetch, monkeypatch):
-    from rys.sweep import runner
+    from rys.sweep import worker
     from rys.sweep.runner import run_configs
 
     opened = []  # (config label, started ahead?) in order
-    real_open = runner._Run._open
+    real_open = worker.Worker._open
 
-    def spy(self, k, config, server_config, ahead):
+    def spy(self, config, ahead):
         opened.append((config.label, ahead))
-        return real_open(self, k, config, server_config, ahead)
+        return real_open(self, config, ahead)
 
-    monkeypatch.setattr(runner._Run, "_open", spy)
+    monkeypatch.setattr(worker.Worker, "_open", spy)
 
     results = tmp_path / "r.jsonl"
     # the bad config runs second: with prefetch its server is started ahead, fails, and is retried alone
