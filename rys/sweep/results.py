@@ -146,7 +146,11 @@ class ResultStore:
         self.path = Path(path)
         self.failures = failures_path(self.path)
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise SweepError(f"cannot create the folder of the results file {self.path}: {err.strerror or err}",
+                             "pass --results a path in a folder you can write to") from None
         self._done = {row.resume_key() for row in read_rows(self.path)} if self.path.exists() else set()
 
     def rows(self) -> list[Row]:
