@@ -55,7 +55,17 @@ def _probes(spec: str):
 @click.option("--repeat", type=int, default=2, show_default=True, help="Times the block runs (2 = RYS duplication).")
 @click.option("--interleave", is_flag=True, help="Repeat each block layer in place (i,i,i+1,i+1,...) instead.")
 @click.option("--skip-baseline", is_flag=True, help="Do not score the unmodified model (deltas need it once).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Parallel llama-servers sharing the queue.")
+@click.option("--workers", type=int, help="Parallel llama-servers sharing the queue (default 1; with --ray: at "
+                                         "most this many actors, default as many as the cluster fits).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[auto|ADDRESS|local]",
+              help="Run the workers as Ray actors anywhere in a cluster, one llama-server per GPU: --ray (auto: the "
+                   "running cluster), --ray HOST:PORT, or --ray local (a private cluster of this machine). "
+                   "Needs rys[ray].")
+@click.option("--gpus-per-worker", type=float, help="--ray: GPUs per actor (default 1 where the cluster has GPUs).")
+@click.option("--cpus-per-worker", type=float,
+              help="--ray: CPU-only actors with this many cores each (their servers get as many --threads).")
+@click.option("--model-path-on-nodes",
+              help="--ray: where the nodes hold the GGUF (default: the same path); $VARIABLES expand on each node.")
 @click.option("--worker-args", multiple=True, help='Per-worker llama-server args, once per worker: --worker-args "--device CUDA0".')
 @click.option("--server-args", default="", help="Extra llama-server arguments for every server (quoted).")
 @click.option("--llama-server", "llama_server", type=click.Path(path_type=Path), help="llama-server binary.")
@@ -94,29 +104,59 @@ def _probes(spec: str):
                    "before the search starts. Generated sets get fresh items instead.")
 def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_block, stride, start_min, start_max,
               skip_early, skip_late, sparse_first, refine_top, paths_file, repeat, interleave, skip_baseline,
-              workers, worker_args, server_args, llama_server, ctx_size, slots, port, prefetch, switch, reuse_prefix, tmpdir, top_k,
+              workers, ray_address, gpus_per_worker, cpus_per_worker, model_path_on_nodes, worker_args, server_args, llama_server, ctx_size, slots, port, prefetch, switch, reuse_prefix, tmpdir, top_k,
               report, report_dir, html, no_progress, strategy, halving_eta, halving_min_items, budget, beam,
               confirm_top, confirm_items, holdout):
     """Measure layer paths of MODEL (a GGUF path or demo alias) on probes, resumably.
 
     \b
     rys sweep smollm2 --probe math --limit 16 --block-sizes "2 3 4" --stride 2
+    rys sweep model.gguf --probe math --ray            # one llama-server per GPU of a Ray cluster
     """
+    from rys.models import resolve_model
+    from rys.sweep.claim import ResultsLock
+
+    params = {k: v for k, v in locals().items() if k not in ("resolve_model", "ResultsLock")}
+    model_path = resolve_model(model)
+    params["results"] = results = results or Path("results") / f"{model_path.stem}.sweep.jsonl"
+    _check_ray_options(ray_address, {"--gpus-per-worker": gpus_per_worker, "--cpus-per-worker": cpus_per_worker,
+                                     "--model-path-on-nodes": model_path_on_nodes}, worker_args, port, prefetch)
+    with ResultsLock(results):  # before any server starts: one sweep per results file
+        _sweep(model_path=model_path, **params)
+
+
+def _check_ray_options(ray_address, ray_options: dict, worker_args, port, prefetch) -> None:
+    if ray_address is None:
+        given = [name for name, value in ray_options.items() if value is not None]
+        if given:
+            raise SweepError(f"{given[0]} is a Ray option", f"add --ray (or leave {given[0]} out)")
+        return
+    for name, bad in (("--worker-args", bool(worker_args)), ("--port", port is not None), ("--prefetch", bool(prefetch))):
+        if bad:
+            raise SweepError(f"{name} runs workers in this process; --ray places them with Ray",
+                             f"leave {name} out (each Ray worker gets its own GPU and port)")
+
+
+def _sweep(model, probe_spec, limit, results, block_sizes, min_block, max_block, stride, start_min, start_max,
+           skip_early, skip_late, sparse_first, refine_top, paths_file, repeat, interleave, skip_baseline,
+           workers, ray_address, gpus_per_worker, cpus_per_worker, model_path_on_nodes, worker_args, server_args,
+           llama_server, ctx_size, slots, port, prefetch, switch, reuse_prefix, tmpdir, top_k,
+           report, report_dir, html, no_progress, strategy, halving_eta, halving_min_items, budget, beam,
+           confirm_top, confirm_items, holdout, model_path):
     from rys.gguf import LayerStore
     from rys.gguf.check import refuse_sweep
     from rys.gguf.provenance import file_sha256
     from rys.gguf.source import open_source
     from rys.llama.locate import find_llama_server
-    from rys.models import resolve_model
     from rys.server import ServerConfig
     from rys.sweep import confirm
     from rys.sweep.report import write_report
     from rys.sweep.results import ResultStore
-    from rys.sweep.runner import SweepJob, can_start_ahead, run_sparse_first, shared_cpu_threads
+    from rys.sweep.runner import SweepJob, run_sparse_first
     from rys.sweep.space import PairSpace, check_space, read_paths_file
     from rys.sweep.strategy import Search, get_strategy
+    from rys.sweep.threads import can_start_ahead, shared_cpu_threads
 
-    model_path = resolve_model(model)
     refuse_sweep(model_path)  # an architecture no path can be right for stops here, with the reason
     binary = find_llama_server(llama_server)
     if confirm_top < 0:
@@ -129,6 +169,8 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
     probes = held.search
     for note in held.notes:
         click.echo(f"note: {note}", err=True)
+    max_workers = workers
+    workers = workers or 1
     if worker_args and len(worker_args) != workers:
         if workers != 1:
             raise SweepError(f"--workers {workers} but --worker-args given {len(worker_args)} times",
@@ -149,7 +191,6 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
     if prefetch:
         extra_args += shared_cpu_threads(extra_args, [shlex.split(a) for a in worker_args], workers)
     n_layers = open_source(model_path).n_layers
-    results = results or Path("results") / f"{model_path.stem}.sweep.jsonl"
     job = SweepJob(
         model=model_path, model_sha256=file_sha256(model_path), n_layers=n_layers, probes=probes,
         results=ResultStore(results),
@@ -168,18 +209,29 @@ def sweep_cmd(model, probe_spec, limit, results, block_sizes, min_block, max_blo
                           skip_early=skip_early, skip_late=skip_late, times=repeat, interleaved=interleave)
         check_space(space)
         candidates = space.configs()
-    if sparse_first and not paths_file:
-        stats = run_sparse_first(job, space, refine_top, skip_baseline)
-    else:
-        search = Search(job, candidates, skip_baseline)
-        # halving carries at least the configs the confirmation will re-score through to all items
-        options = {"eta": halving_eta, "min_items": halving_min_items, "keep": max(confirm_top, 3),
-                   "budget": budget, "beam": beam}
-        get_strategy(strategy)(search, options)
-        stats = search.stats
-    confirmed = confirm.run_confirmation(job, held.held_out, confirm_top)
-    if confirmed is not None:
-        stats.add(confirmed)
+    if ray_address is not None:
+        from rys.sweep.ray_pool import RayPool
+
+        job.pool = RayPool(job, ray_address, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+                           model_path_on_nodes=model_path_on_nodes, max_workers=max_workers, store_root=tmpdir,
+                           log=click.echo)
+        click.echo(f"Ray: {len(job.pool.actors)} workers on {len(job.pool.seen)} node(s)")
+    try:
+        if sparse_first and not paths_file:
+            stats = run_sparse_first(job, space, refine_top, skip_baseline)
+        else:
+            search = Search(job, candidates, skip_baseline)
+            # halving carries at least the configs the confirmation will re-score through to all items
+            options = {"eta": halving_eta, "min_items": halving_min_items, "keep": max(confirm_top, 3),
+                       "budget": budget, "beam": beam}
+            get_strategy(strategy)(search, options)
+            stats = search.stats
+        confirmed = confirm.run_confirmation(job, held.held_out, confirm_top)
+        if confirmed is not None:
+            stats.add(confirmed)
+    finally:
+        if job.pool is not None:
+            job.pool.close()  # every actor, and with it every server, on every node
     try:
         Path(job.server.log_dir).rmdir()  # only failed configs keep a llama-server log: drop it when none did
     except OSError:
