@@ -7,7 +7,8 @@
 Defaults are theirs (8-layer blocks, stride 4, starts 4 .. layers - 8 - 4, probes math and eq), so a
 command line that worked there measures the same configs here. As there, --server-args takes the rest
 of the command line. Other flags are passed on to `rys sweep` unchanged (put them before --server-args,
-e.g. --probe math-logprob --limit 16). The port is a free one unless --port is given.
+e.g. --probe math-logprob --limit 16). The port is a free one unless --port is given. --ray [ADDRESS]
+runs the workers on a Ray cluster, one llama-server per GPU (`rys sweep --ray`, docs/sweep.md).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-max", type=int, help="default: layers - max(block sizes) - 4")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--ray", nargs="?", const="auto",
+                        help="workers as Ray actors, one per GPU of the cluster: auto (default), HOST:PORT or local")
     parser.add_argument("--server-args", nargs=argparse.REMAINDER, default=[],
                         help="extra llama-server arguments: everything after this flag")
     parser.add_argument("--probe", default="math,eq", help="rys probe sets (default: math,eq as llm-circuit-finder)")
@@ -57,7 +60,7 @@ def translate(argv: list[str], n_layers: int | None = None) -> list[str]:
     if start_max is None and n_layers is not None:
         start_max = n_layers - max(known.block_sizes) - LATE_MARGIN
     out = ["sweep", known.model, "--probe", known.probe]
-    for flag in ("llama_server", "tmpdir", "results", "stride", "start_min", "port"):
+    for flag in ("llama_server", "tmpdir", "results", "stride", "start_min", "port", "ray"):
         value = getattr(known, flag)
         if value is not None:
             out += [f"--{flag.replace('_', '-')}", str(value)]

@@ -286,3 +286,83 @@ def test_ray_option_errors_are_one_line(cluster, smollm2, binaries, tmp_path):
                         (["--ray", cluster.address], "the Ray cluster has no GPUs")):
         out = CliRunner().invoke(main, base + extra)
         assert out.exit_code == 2 and f"error: {says}" in out.output and "Traceback" not in out.output, out.output
+
+
+def test_sweep_py_passes_ray_on():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sweep_py", Path(__file__).resolve().parent.parent / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = module.translate(["--model", "m.gguf", "--ray", "--cpus-per-worker", "2", "--server-args", "-ngl", "99"])
+    assert argv[argv.index("--ray") + 1] == "auto" and argv[-2:] == ["--cpus-per-worker", "2"]
+    argv = module.translate(["--model", "m.gguf", "--ray", "10.0.0.1:6379"])
+    assert argv[argv.index("--ray") + 1] == "10.0.0.1:6379"
+    assert "--ray" not in module.translate(["--model", "m.gguf"])
+
+
+def test_a_node_that_joins_mid_run_gets_work(cluster, smollm2, binaries, single, tmp_path):
+    from rys.sweep.runner import run_configs
+
+    results = tmp_path / "r.jsonl"
+    job = make_job(smollm2, binaries["stock"], results, tmp_path)
+    job.pool = pool = ray_pool(job)
+    more = [block_config(i, i + 3, N) for i in range(2, 26, 3)]  # 8 configs: enough for a third worker
+    joined, outcome = [], {}
+
+    def sweep() -> None:
+        try:
+            outcome["stats"] = run_configs(job, CONFIGS + more)
+        except BaseException as err:  # noqa: BLE001 - reported by the test below
+            outcome["error"] = err
+
+    runner = threading.Thread(target=sweep, daemon=True)  # nodes are added from the main thread only
+    try:
+        runner.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (results.exists() and len(read_rows(results)) >= 2):
+            assert runner.is_alive(), outcome
+            time.sleep(0.05)
+        joined.append(cluster.add_node(num_cpus=1, env_vars={ENV: str(Path(smollm2).parent)}))
+        runner.join(300)
+        assert "error" not in outcome, outcome
+        stats = outcome["stats"]
+        rows = read_rows(results)
+        assert (stats.scored, stats.failed) == (1 + len(CONFIGS) + len(more), 0)
+        assert len({r.path for r in rows}) == len(rows) == stats.scored
+        assert len(pool.actors) == 3 and pool.actors[2].node_id == joined[0].node_id
+        assert any(r.worker == 2 for r in rows)  # the new node's worker scored configs
+        assert all(r.provenance["ray_node_id"] == joined[0].node_id for r in rows if r.worker == 2)
+        for row in rows:
+            if row.path in single["stock"]:
+                assert records(row) == records(single["stock"][row.path])
+    finally:
+        pool.close()
+        for node in joined:
+            cluster.remove_node(node)
+    assert not servers_under(tmp_path)
+
+
+def test_ctrl_c_on_the_driver_stops_every_server(cluster, smollm2, binaries, tmp_path):
+    results, store = tmp_path / "r.jsonl", tmp_path / "store"
+    cmd = _sweep_cmd(smollm2, binaries["stock"], results, store, cluster.address)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if results.exists() and read_rows(results) and servers_under(store):
+                break
+            assert proc.poll() is None, "the sweep ended before it could be interrupted"
+            time.sleep(0.05)
+        servers = servers_under(store)
+        assert servers
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0 and "Traceback" not in err, err[-2000:]
+        _, alive = psutil.wait_procs(servers, timeout=15)
+        assert not alive and not servers_under(store)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = read_rows(results)
+    assert len({r.path for r in rows}) == len(rows) >= 1  # what was written is whole and once
