@@ -9,8 +9,10 @@ the job's workers in a RayPool of one CPU actor on a private local Ray cluster (
 --server-args (--threads C unless given), a fresh results file and layer store per run, and score the
 baseline plus the configs; the methods alternate (in-process, Ray, Ray, in-process, ...) so a change in
 machine load hits both alike. Ray's own start (cluster and actor, once per sweep) is printed apart; the
-ratio is of the summed wall times of the sweeps themselves, per config. Also checks that both give the
-same per-item records, bit for bit.
+ratio is of the summed wall times of the sweeps themselves, per config. On a machine shared with other
+work those vary more between runs than the overhead itself, so it also prints what Ray adds to each
+config in the same run: the driver's round trip minus the time the worker took inside the actor. Also
+checks that both give the same per-item records, bit for bit.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def main() -> None:
     cluster_s = time.monotonic() - t0
     times: dict[str, list[float]] = {"in-process": [], "ray": []}
     starts = []
+    trips: list[tuple[float, float]] = []  # Ray runs: (driver round trip, seconds inside the actor) per config
     rows: dict[str, list] = {}
     try:
         order = [m for r in range(args.rounds) for m in (("in-process", "ray") if r % 2 == 0 else ("ray", "in-process"))]
@@ -98,6 +101,7 @@ def main() -> None:
                 times[method].append(time.monotonic() - t0)
             finally:
                 if sweep.pool is not None:
+                    trips += sweep.pool.round_trips
                     sweep.pool.close()
             assert (stats.scored, stats.failed) == (n, 0), stats
             rows[name] = sorted(read_rows(work / f"{name}.jsonl"), key=lambda r: r.path)
@@ -123,6 +127,9 @@ def main() -> None:
     print(f"ray start : cluster {cluster_s:.1f} s once, actor {statistics.median(starts):.2f} s per sweep (median)")
     print(f"per-config ratio ray / in-process: {remote / len(times['ray']) / (local / len(times['in-process'])):.3f} "
           f"(of the mean run; of the median run {statistics.median(times['ray']) / statistics.median(times['in-process']):.3f})")
+    gap = sum(t - s for t, s in trips) / len(trips)
+    print(f"ray round trip vs time inside the actor, per config: +{gap * 1000:.2f} ms "
+          f"(ratio {sum(t for t, _ in trips) / sum(s for _, s in trips):.4f} over {len(trips)} configs)")
     print(f"per-item records identical across all runs: {same}")
 
 

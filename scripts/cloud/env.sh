@@ -12,6 +12,16 @@ RYS="$VENV/bin/rys"
 NAME=$(basename "${MODEL%.gguf}")
 RESULTS="$OUT/sweep/$NAME.sweep.jsonl"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# RYS_RAY: run the sweep's workers on Ray (`rys sweep --ray`): "local" (a private cluster of this box),
+# "auto" (a cluster started with `ray start`), or HOST:PORT. Empty: local when the box has 2+ GPUs.
+RYS_RAY=${RYS_RAY:-}
+
+# GPUs this box has (NVIDIA or AMD), 0 when none can be counted.
+gpu_count() {
+  if command -v nvidia-smi >/dev/null; then nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true
+  elif command -v rocm-smi >/dev/null; then rocm-smi --showid 2>/dev/null | grep -c 'GPU\[' || true
+  else echo 0; fi
+}
 
 # The binary step 1 built for $BACKEND, unless RYS_LLAMA_SERVER names another one.
 llama_server_bin() {
