@@ -366,3 +366,17 @@ def test_ctrl_c_on_the_driver_stops_every_server(cluster, smollm2, binaries, tmp
             proc.kill()
     rows = read_rows(results)
     assert len({r.path for r in rows}) == len(rows) >= 1  # what was written is whole and once
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_at_once(smollm2, tmp_path):
+    from rys.server.ports import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    rys = str(Path(sys.executable).parent / "rys")
+    for where, says in ((address, f"error: nothing answers at {address}"),
+                        ("nonsense", "error: --ray nonsense is not auto, local or HOST:PORT")):
+        done = subprocess.run([rys, "sweep", str(smollm2), "--probe", "math-logprob", "--results",
+                               str(tmp_path / "r.jsonl"), "--ray", where, "--cpus-per-worker", "1"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert not (tmp_path / "r.jsonl").exists()

@@ -110,6 +110,22 @@ class _Actor:
     info: dict = field(default_factory=dict)  # ready()'s answer: node, GPU, pid
 
 
+def _answers(address: str) -> None:
+    """Fail at once where nothing listens at HOST:PORT: ray.init retries an unreachable head for minutes."""
+    if "://" in address:
+        return  # ray:// (Ray Client) and other schemes: Ray's own connection says what is wrong
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SweepError(f"--ray {address} is not auto, local or HOST:PORT",
+                         "pass the head's address as ray start --head printed it, e.g. --ray 10.0.0.5:6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as err:
+        raise SweepError(f"nothing answers at {address} ({err.strerror or err})",
+                         "check the head's address and port (ray start --head prints them; default port 6379) "
+                         "and that this machine can reach it") from None
+
+
 def _import_ray():
     try:
         import ray
@@ -174,6 +190,8 @@ class RayPool:
     def _connect(self, address: str) -> None:
         ray = self.ray
         kwargs = {"logging_level": logging.WARNING, "configure_logging": True}
+        if address not in ("auto", "local"):
+            _answers(address)
         try:
             if address == "local":  # a private cluster of this machine, ended with the sweep
                 ray.init(include_dashboard=False, **kwargs)
