@@ -15,12 +15,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import REQUIRE_REAL
 
 from rys.sweep import SweepError
 from rys.sweep.results import read_failures, read_rows
 from rys.sweep.space import block_config
 
-ray = pytest.importorskip("ray") if os.environ.get("RYS_REQUIRE_REAL") != "1" else __import__("ray")
+# Where real parts are required (scripts/test.sh, CI) a missing Ray fails the module instead of skipping it
+ray = __import__("ray") if REQUIRE_REAL else pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.ray]
 N = 30  # SmolLM2 layers

@@ -170,7 +170,7 @@ def _sweep(model, probe_spec, limit, results, block_sizes, min_block, max_block,
     for note in held.notes:
         click.echo(f"note: {note}", err=True)
     max_workers = workers
-    workers = workers or 1
+    workers = 1 if workers is None else workers
     if worker_args and len(worker_args) != workers:
         if workers != 1:
             raise SweepError(f"--workers {workers} but --worker-args given {len(worker_args)} times",

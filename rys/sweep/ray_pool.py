@@ -150,7 +150,7 @@ class RayPool:
         self.store_root = None if store_root is None else str(store_root)
         self.actors: list[_Actor] = []
         self.seen: set[str] = set()  # nodes checked (good or refused)
-        self.checks: dict = {}  # ref of a node check under way -> node id
+        self.checks: dict = {}  # ref of a node check under way -> the node (ray.nodes() entry)
         self.polled = 0.0
         self.inflight: dict = {}  # ref -> (actor, config, when it was handed out)
         # per config scored: (driver's round trip, seconds inside the actor); what Ray adds is the gap
@@ -229,9 +229,14 @@ class RayPool:
                                 ).remote(self.model_spec, self.job.model_sha256, str(self.job.server.binary))
             self.checks[ref] = node
         if first:
+            self.log(f"checking the model on {len(self.checks)} Ray node(s) (its sha256, once per file and node)")
             bad = []
             for ref, node in list(self.checks.items()):
-                report = ray.get(ref)
+                try:
+                    report = ray.get(ref)
+                except ray.exceptions.RayError as err:  # the node went away while it was being checked
+                    bad.append(f"node {node['NodeManagerAddress']} could not be checked ({type(err).__name__})")
+                    continue
                 if report.problem is not None:
                     bad.append(f"node {report.label} {report.problem}")
             if bad:
@@ -253,11 +258,13 @@ class RayPool:
             if report.problem is not None:
                 self.log(f"node {report.label} {report.problem}: no work goes there")
                 continue
+            started = 0
             for _ in range(self._per_node(node)):
                 if self.max_workers is not None and len(self.actors) >= self.max_workers:
                     break
                 self._start_actor(report.node_id, report.model_path)
-            if len(self.actors) and not wait:
+                started += 1
+            if started and not wait:
                 self.log(f"node {report.label} joined: {len(self.actors)} workers now")
 
     def _start_actor(self, node_id: str, model_path: str) -> None:
@@ -286,7 +293,7 @@ class RayPool:
         ray = self.ray
         plan_box = [ray.put(plan)]
         todo = deque(configs)
-        lost: dict[str, set[int]] = {}  # config key -> workers that died with it
+        lost: dict[str, list[int]] = {}  # config key -> the workers that died with it, once per loss
         try:
             while todo or self.inflight:
                 self._discover()
@@ -308,7 +315,7 @@ class RayPool:
 
     def _hand_out(self, todo: deque, lost: dict, plan_box: list, plan, recorder) -> None:
         for actor in [a for a in self.actors if a.state == "idle"]:
-            pick = next((c for c in todo if self._may_take(actor, lost.get(c.key, set()))), None)
+            pick = next((c for c in todo if self._may_take(actor, set(lost.get(c.key, ())))), None)
             if pick is None:
                 continue
             todo.remove(pick)
@@ -330,9 +337,8 @@ class RayPool:
         try:
             outcome = ray.get(ref)
         except ray.exceptions.RayActorError as err:
-            tried = lost.setdefault(config.key, set())
-            tried.add(actor.k)
-            again = len(tried) <= MAX_LOST
+            lost.setdefault(config.key, []).append(actor.k)
+            again = len(lost[config.key]) <= MAX_LOST  # losses, not workers: one worker may die twice
             where = actor.info.get("node_ip", "?")
             recorder.failure(Failure(
                 config=config.label, path=config.key, probes=[p.name for p in recorder.pending(config)],
