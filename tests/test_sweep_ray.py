@@ -19,7 +19,7 @@ from conftest import REQUIRE_REAL
 
 from rys.sweep import SweepError
 from rys.sweep.results import read_failures, read_rows
-from rys.sweep.space import block_config
+from rys.sweep.space import baseline, block_config
 
 # Where real parts are required (scripts/test.sh, CI) a missing Ray fails the module instead of skipping it
 ray = __import__("ray") if REQUIRE_REAL else pytest.importorskip("ray")
@@ -29,6 +29,7 @@ N = 30  # SmolLM2 layers
 LIMIT = 2
 ARGS = ("--threads", "1")  # the same in both runs: scores are compared bit for bit
 CONFIGS = [block_config(i, i + 2, N) for i in (4, 10, 16, 22)]
+MORE = [block_config(i, i + 3, N) for i in range(2, 26, 3)]  # 8 more, for the tests that change nodes mid-run
 ENV = "RYS_TEST_MODELS"  # each node's own folder of models (--model-path-on-nodes '$RYS_TEST_MODELS/...')
 
 
@@ -309,7 +310,7 @@ def test_a_node_that_joins_mid_run_gets_work(cluster, smollm2, binaries, single,
     results = tmp_path / "r.jsonl"
     job = make_job(smollm2, binaries["stock"], results, tmp_path)
     job.pool = pool = ray_pool(job)
-    more = [block_config(i, i + 3, N) for i in range(2, 26, 3)]  # 8 configs: enough for a third worker
+    more = MORE  # enough configs for a third worker to get some
     joined, outcome = [], {}
 
     def sweep() -> None:
@@ -382,3 +383,56 @@ def test_a_ray_address_where_nothing_answers_is_one_line_at_once(smollm2, tmp_pa
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_node_lost_mid_config_loses_no_row(cluster, smollm2, binaries, single, tmp_path):
+    from rys.sweep.runner import run_configs
+
+    extra = cluster.add_node(num_cpus=1, env_vars={ENV: str(Path(smollm2).parent)})
+    cluster.wait_for_nodes()
+    results = tmp_path / "r.jsonl"
+    job = make_job(smollm2, binaries["stock"], results, tmp_path)
+    job.pool = pool = ray_pool(job)
+    doomed = next(a for a in pool.actors if a.node_id == extra.node_id)
+    outcome: dict = {}
+
+    def sweep() -> None:
+        try:
+            outcome["stats"] = run_configs(job, CONFIGS + MORE)
+        except BaseException as err:  # noqa: BLE001 - reported by the test below
+            outcome["error"] = err
+
+    runner = threading.Thread(target=sweep, daemon=True)  # nodes are removed from the main thread only
+    removed = False
+    try:
+        runner.start()
+        deadline = time.monotonic() + 120
+        servers: list = []
+        while time.monotonic() < deadline:  # the extra node's worker is scoring a config, its server up
+            label = pool.busy().get(doomed.k)
+            servers = servers_of(pool.worker_pids().get(doomed.k, 0))
+            if label not in (None, "baseline") and servers:
+                break
+            assert runner.is_alive(), outcome
+            time.sleep(0.02)
+        assert servers, "the extra node's worker never got a config"
+        cluster.remove_node(extra)
+        removed = True
+        runner.join(300)
+        assert "error" not in outcome, outcome
+        _, alive = psutil.wait_procs(servers, timeout=30)
+        assert not alive, "llama-server outlived its node"
+        rows = read_rows(results)
+        assert sorted(r.path for r in rows) == sorted(c.key for c in [baseline(N), *CONFIGS, *MORE])  # once each
+        for row in rows:
+            if row.path in single["stock"]:
+                assert records(row) == records(single["stock"][row.path])
+        lost = read_failures(results)
+        assert [f.error for f in lost] == ["WorkerLost"] and lost[0].worker == doomed.k
+        assert next(r for r in rows if r.config == lost[0].config).worker != doomed.k
+        assert outcome["stats"].failed == 0
+    finally:
+        pool.close()
+        if not removed:
+            cluster.remove_node(extra)
+    assert not servers_under(tmp_path)
