@@ -14,7 +14,9 @@ if [ "${RYS_VULKAN:-1}" != 0 ]; then
   "${RYS_VENV:-.venv}/bin/rys" setup llama-server --patched --backend vulkan
   export RYS_VULKAN_SUITE=1
 fi
+# The sliding-window model and the qwen2 model the suite also runs (the tuned-lens tests fit Qwen too).
 "${RYS_VENV:-.venv}/bin/rys" models path gemma3-270m
+"${RYS_VENV:-.venv}/bin/rys" models path qwen2.5-coder-0.5b
 # Real parts are required: a missing server or model fails the run instead of skipping tests.
 export RYS_REQUIRE_REAL=1
 exec "${RYS_VENV:-.venv}/bin/python" -m pytest -q "$@"

@@ -276,20 +276,17 @@ def map_cmd(model, llama_server, server_args, ctx_size, workers, out, probe, lim
 
     path, config, out, workers, meta = _setup("map", model, llama_server, server_args, ctx_size, out, workers)
     probe_set = _probe(probe, limit)
+    read_attention = _attention_readable(config)  # said before the long part, not after it
     n_layers = open_source(path).n_layers
     scores = score_skips(path, probe_set, config, [(layer,) for layer in range(n_layers)],
                          journal=out / "skips.jsonl", workers=workers, on_done=_progress)
     lens_result = run_lens(path, probe_prompts(probe_set, lens_limit), config, with_hidden=True, workers=workers,
                            on_layer=_layer_progress, tuned=tuned)
     attention = None
-    from rys.llama.features import has_feature
-    from rys.neuro.attention import ATTENTION, run_attention
+    if read_attention:
+        from rys.neuro.attention import run_attention
 
-    if has_feature(config.binary, ATTENTION):
         attention = run_attention(path, probe_prompts(probe_set, lens_limit), config)
-    else:
-        click.echo("attention entropy: skipped (this llama-server has no attention readout; "
-                   "rys setup llama-server --patched builds one)", err=True)
     data = map_data(scores, lens_result, attention)
     click.echo(f"lens self-test KL {lens_result.self_test_kl_bits:.2e} bits; labels: " +
                " ".join(f"{r['layer']}:{r['label']}" for r in data["layers"]))
@@ -427,3 +424,21 @@ def compare_maps(reports, out):
 def register(cli: click.Group) -> None:
     for command in (lens, calibrate, attention, ablate, circuit, map_cmd, cross_probe, prompt_repeat, compare_maps):
         cli.add_command(command)
+
+
+def _attention_readable(config) -> bool:
+    """Whether rys map can read attention with this server; says why not where it cannot."""
+    from rys.llama.features import has_feature
+    from rys.neuro import NeuroError
+    from rys.neuro.attention import ATTENTION, attention_config
+
+    if not has_feature(config.binary, ATTENTION):
+        click.echo("attention entropy: skipped (this llama-server has no attention readout; "
+                   "rys setup llama-server --patched builds one)", err=True)
+        return False
+    try:
+        attention_config(config)
+    except NeuroError as err:
+        click.echo(f"attention entropy: skipped ({err.message})\n  fix: {err.hint}", err=True)
+        return False
+    return True

@@ -74,7 +74,7 @@ class AttentionResult:
 
 def attention_config(config):
     """The ServerConfig for the readout: one slot, flash attention off (the softmax must exist)."""
-    from rys.llama.features import flag_value
+    from rys.llama.features import flag_value, list_devices
 
     args = list(config.extra_args)
     fa = flag_value(args, "-fa") or flag_value(args, "--flash-attn")
@@ -83,6 +83,14 @@ def attention_config(config):
                          "drop -fa from --server-args (rys passes -fa off)")
     if fa is None:
         args += ["-fa", "off"]
+    device = flag_value(args, "-dev") or flag_value(args, "--device")
+    if device != "none" and any(d.startswith("Vulkan") for d in list_devices(config.binary) or []):
+        # Refused rather than rerouted: where the readout runs is the user's choice, and said in the command.
+        raise NeuroError(f"{config.binary} runs on a Vulkan device, where the attention readout crashed the "
+                         "server at its first request in 7 of 23 runs (Mesa's lavapipe: SIGSEGV in the driver's "
+                         "queue thread; docs/backends.md)",
+                         'read attention on the CPU: add --server-args "--device none" (this build), or pass '
+                         "--llama-server with the CPU build (rys setup llama-server --patched)")
     return dataclasses.replace(config, slots=1, extra_args=tuple(args))
 
 
