@@ -232,16 +232,20 @@ class RayPool:
             self.log(f"checking the model on {len(self.checks)} Ray node(s) (its sha256, once per file and node)")
             bad = []
             for ref, node in list(self.checks.items()):
-                try:
-                    report = ray.get(ref)
-                except ray.exceptions.RayError as err:  # the node went away while it was being checked
-                    bad.append(f"node {node['NodeManagerAddress']} could not be checked ({type(err).__name__})")
-                    continue
-                if report.problem is not None:
-                    bad.append(f"node {report.label} {report.problem}")
+                problem = self._check_result(ref, node)[1]
+                if problem is not None:
+                    bad.append(problem)
             if bad:
                 raise SweepError("; ".join(bad), FIX)
             self._collect_checks(wait=True)
+
+    def _check_result(self, ref, node: dict):
+        """(the node's report, None) when it passed its check, else (report or None, "node X <why>")."""
+        try:
+            report = self.ray.get(ref)
+        except self.ray.exceptions.RayError as err:  # the node went away while it was being checked
+            return None, f"node {node['NodeManagerAddress']} could not be checked ({type(err).__name__})"
+        return report, None if report.problem is None else f"node {report.label} {report.problem}"
 
     def _collect_checks(self, wait: bool = False) -> None:
         ray = self.ray
@@ -250,13 +254,9 @@ class RayPool:
         done, _ = ray.wait(list(self.checks), num_returns=len(self.checks), timeout=None if wait else 0)
         for ref in done:
             node = self.checks.pop(ref)
-            try:
-                report = ray.get(ref)
-            except ray.exceptions.RayError as err:  # the node went away while it was being checked
-                self.log(f"node {node['NodeManagerAddress']} could not be checked ({type(err).__name__}); no work goes there")
-                continue
-            if report.problem is not None:
-                self.log(f"node {report.label} {report.problem}: no work goes there")
+            report, problem = self._check_result(ref, node)
+            if problem is not None:
+                self.log(f"{problem}: no work goes there")
                 continue
             started = 0
             for _ in range(self._per_node(node)):
