@@ -65,14 +65,19 @@ def test_a_results_path_that_cannot_be_made_is_one_line_before_any_server(where,
     assert server_starts == []
 
 
+def _sweep_cmd(model, binary, results, tmp_path) -> list[str]:
+    """A small real sweep (the baseline and 3 configs) as a separate rys process."""
+    return [str(Path(sys.executable).parent / "rys"), "sweep", str(model), "--probe", "math-logprob",
+            "--limit", "2", "--block-sizes", "2", "--stride", "12", "--ctx-size", "256", "--results", str(results),
+            "--tmpdir", str(tmp_path / "store"), "--llama-server", str(binary), "--no-progress",
+            "--no-report", "--confirm-top", "0", "--server-args", "--threads 1"]
+
+
 @pytest.mark.server
 @pytest.mark.slow
 def test_two_sweeps_started_together_on_one_file_score_each_config_once(smollm2, llama_server_bin, tmp_path):
     results = tmp_path / "r.jsonl"
-    cmd = [str(Path(sys.executable).parent / "rys"), "sweep", str(smollm2), "--probe", "math-logprob",
-           "--limit", "2", "--block-sizes", "2", "--stride", "12", "--ctx-size", "256", "--results", str(results),
-           "--tmpdir", str(tmp_path / "store"), "--llama-server", str(llama_server_bin), "--no-progress",
-           "--no-report", "--confirm-top", "0", "--server-args", "--threads 1"]
+    cmd = _sweep_cmd(smollm2, llama_server_bin, results, tmp_path)
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=400) for p in procs]
     codes = sorted(p.returncode for p in procs)
@@ -92,10 +97,7 @@ def test_two_sweeps_started_together_on_one_file_score_each_config_once(smollm2,
 @pytest.mark.slow
 def test_a_sweep_started_while_another_runs_refuses_then_resumes_after(smollm2, llama_server_bin, tmp_path):
     results = tmp_path / "r.jsonl"
-    cmd = [str(Path(sys.executable).parent / "rys"), "sweep", str(smollm2), "--probe", "math-logprob",
-           "--limit", "2", "--block-sizes", "2", "--stride", "12", "--ctx-size", "256", "--results", str(results),
-           "--tmpdir", str(tmp_path / "store"), "--llama-server", str(llama_server_bin), "--no-progress",
-           "--no-report", "--confirm-top", "0", "--server-args", "--threads 1"]
+    cmd = _sweep_cmd(smollm2, llama_server_bin, results, tmp_path)
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

@@ -304,22 +304,32 @@ def test_sweep_py_passes_ray_on():
     assert "--ray" not in module.translate(["--model", "m.gguf"])
 
 
-def test_a_node_that_joins_mid_run_gets_work(cluster, smollm2, binaries, single, tmp_path):
+def _sweep_in_background(job, configs):
+    """(an unstarted thread that runs the sweep, the dict it leaves "stats" or "error" in)."""
     from rys.sweep.runner import run_configs
+
+    outcome: dict = {}
+
+    def sweep() -> None:
+        try:
+            outcome["stats"] = run_configs(job, configs)
+        except BaseException as err:  # noqa: BLE001 - reported by the test that reads outcome
+            outcome["error"] = err
+
+    return threading.Thread(target=sweep, daemon=True), outcome
+
+
+def test_a_node_that_joins_mid_run_gets_work(cluster, smollm2, binaries, single, tmp_path):
 
     results = tmp_path / "r.jsonl"
     job = make_job(smollm2, binaries["stock"], results, tmp_path)
     job.pool = pool = ray_pool(job)
-    more = MORE  # enough configs for a third worker to get some
-    joined, outcome = [], {}
-
-    def sweep() -> None:
-        try:
-            outcome["stats"] = run_configs(job, CONFIGS + more)
-        except BaseException as err:  # noqa: BLE001 - reported by the test below
-            outcome["error"] = err
-
-    runner = threading.Thread(target=sweep, daemon=True)  # nodes are added from the main thread only
+    # enough configs that the sweep outlasts the new node's check and server start (with 8 more, an idle
+    # machine finished before the third worker got one)
+    more = MORE + [block_config(i, i + 4, N) for i in range(1, 26, 2)]
+    joined = []
+    # nodes are added from the main thread only
+    runner, outcome = _sweep_in_background(job, CONFIGS + more)
     try:
         runner.start()
         deadline = time.monotonic() + 120
@@ -386,7 +396,6 @@ def test_a_ray_address_where_nothing_answers_is_one_line_at_once(smollm2, tmp_pa
 
 
 def test_a_node_lost_mid_config_loses_no_row(cluster, smollm2, binaries, single, tmp_path):
-    from rys.sweep.runner import run_configs
 
     extra = cluster.add_node(num_cpus=1, env_vars={ENV: str(Path(smollm2).parent)})
     cluster.wait_for_nodes()
@@ -394,15 +403,8 @@ def test_a_node_lost_mid_config_loses_no_row(cluster, smollm2, binaries, single,
     job = make_job(smollm2, binaries["stock"], results, tmp_path)
     job.pool = pool = ray_pool(job)
     doomed = next(a for a in pool.actors if a.node_id == extra.node_id)
-    outcome: dict = {}
-
-    def sweep() -> None:
-        try:
-            outcome["stats"] = run_configs(job, CONFIGS + MORE)
-        except BaseException as err:  # noqa: BLE001 - reported by the test below
-            outcome["error"] = err
-
-    runner = threading.Thread(target=sweep, daemon=True)  # nodes are removed from the main thread only
+    # nodes are removed from the main thread only
+    runner, outcome = _sweep_in_background(job, CONFIGS + MORE)
     removed = False
     try:
         runner.start()
