@@ -78,8 +78,13 @@ def compute(rows, tokens: dict[str, int]) -> float:
     for r in rows:
         if r.stage == "search":
             layers = r.n_layers - int(r.timings.get("reused_layers", 0))
-            total += layers * sum(tokens.get(str(item["id"]), 0) for item in r.result["items"])
+            total += layers * sum(tokens.get(str(item["id"]), 0) for item in new_items(r))
     return total
+
+
+def new_items(row) -> list[dict]:
+    """The items a row's run scored: not those it kept from the config's earlier rung (the first ones)."""
+    return row.result["items"][int(row.timings.get("extended_items", 0)):]
 
 
 def replay(grid_rows, probe, n_layers: int, strategy: str, options: dict, candidates):
@@ -98,13 +103,21 @@ def replay(grid_rows, probe, n_layers: int, strategy: str, options: dict, candid
                 full = ref.get(c.key)
                 if full is None or any(r.path == c.key and r.n_items == n for r in self.out):
                     continue
+                # as Search.score: the items of the config's largest earlier rung are kept, not rescored
+                had = max((r.n_items for r in self.out if r.path == c.key and r.n_items < n), default=0)
                 items = [i for i in full.result["items"] if i["id"] in keep]
                 base_items = {i["id"]: i["score"] for i in base.result["items"]}
                 delta = sum(i["score"] - base_items[i["id"]] for i in items) / n
-                self.out.append(dataclasses.replace(full, n_items=n, result={"items": items},
+                timings = dict(full.timings, extended_items=had)
+                self.out.append(dataclasses.replace(full, n_items=n, result={"items": items}, timings=timings,
                                                     score=sum(i["score"] for i in items) / n, delta={"delta": delta}))
-                self.seconds += full.timings.get("ready_wait_s", 0) + full.timings.get("score_s", 0) * n / full.n_items
+                self.seconds += (full.timings.get("ready_wait_s", 0)
+                                 + full.timings.get("score_s", 0) * (n - had) / full.n_items)
                 self.spent.append((c, n))
+
+        def cost(self, config):
+            row = ref[config.key]
+            return row.n_layers - int(row.timings.get("reused_layers", 0))
 
         def rows(self):
             return self.out
@@ -271,7 +284,7 @@ def main() -> None:
         search = [r for r in rows if r.stage == "search" and not r.is_baseline]
         c = compute(rows, tokens)
         recall = len(set(ref_rank[:5]) & set(ranked[:5])) / min(5, len(ref_rank))
-        print(f"{name:<24} {how:<6} {len({r.path for r in search}):>7} {sum(r.n_items for r in search):>6} "
+        print(f"{name:<24} {how:<6} {len({r.path for r in search}):>7} {sum(len(new_items(r)) for r in search):>6} "
               f"{c:>9.3g} {c / ref_compute:>6.3f} {wall:>7.0f} {wall / ref_wall:>6.3f}  "
               f"{ref_rank[0] in ranked[:3]!s:<13}  {recall:.1f}")
     judged = verdicts(grid)[probe.name]

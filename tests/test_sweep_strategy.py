@@ -51,7 +51,10 @@ def test_halving_finds_the_planted_config_on_fewer_items(smollm2, patched_bin, p
     # rungs of 2, 4 and 8 items: 8 configs, then 4, then 3 (never fewer than 3, nor than --confirm-top)
     assert sorted({r.n_items for r in search}) == [2, 4, 8]
     assert {r.n_items: sum(x.n_items == r.n_items for x in search) for r in search} == {2: 8, 4: 4, 8: 3}
-    assert sum(r.n_items for r in search) < 8 * 8  # less than the grid's 64 (config, item) pairs
+    # each rung keeps the items its configs have from the rung before and scores only the new ones:
+    # 8 x 2 + 4 x 2 + 3 x 4 = 36 (config, item) pairs scored, against the grid's 64
+    assert {(r.n_items, r.timings.get("extended_items", 0)) for r in search} == {(2, 0), (4, 2), (8, 4)}
+    assert sum(r.n_items - r.timings.get("extended_items", 0) for r in search) == 36
     # the plant is real: on the first rung the planted path beats every cut one
     first = {r.path: r.delta["delta"] for r in search if r.n_items == 2}
     assert all(first[PLANTED] > first[p] for p in DAMAGED)
@@ -65,6 +68,15 @@ def test_halving_finds_the_planted_config_on_fewer_items(smollm2, patched_bin, p
     assert planted.delta["search_delta"] == pytest.approx(next(r.delta["delta"] for r in search
                                                                if r.path == PLANTED and r.n_items == 8))
     assert "Held-out confirmation" in out and f"path {PLANTED}" in out
+    # the extended row is what scoring the path on all 8 items at once gives, item by item
+    alone = tmp_path / "planted.txt"
+    alone.write_text(PLANTED + "\n")
+    _sweep(smollm2, patched_bin, alone, tmp_path / "direct.jsonl", "--confirm-top", "0", "--no-report")
+    direct = next(r for r in read_rows(tmp_path / "direct.jsonl") if r.path == PLANTED)
+    extended = next(r for r in search if r.path == PLANTED and r.n_items == 8)
+    assert "extended_items" not in direct.timings
+    assert {i["id"]: i["score"] for i in extended.result["items"]} == pytest.approx(
+        {i["id"]: i["score"] for i in direct.result["items"]}, abs=1e-9)
     # rerun: the same cuts from the same rows, nothing scored again
     again = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "halving", "--halving-eta", "2",
                    "--halving-min-items", "2", "--no-report")

@@ -15,15 +15,21 @@ from rys.probes.sets import ProbeSet
 from rys.probes.stats import bootstrap_ci
 
 
-def run_probe(client, probe: ProbeSet) -> ProbeResult:
+def run_probe(client, probe: ProbeSet, done: Sequence[ItemResult] = ()) -> ProbeResult:
     """Score every item (in parallel over the server's slots) and summarize with honesty checks.
 
-    A failed request raises (ServerError): a broken config never becomes a score.
+    `done`: results of some of these items already scored on the same target (a halving rung extends
+    the one before it); they are kept instead of scored again, which gives the same result because an
+    item's score does not depend on which other items a server scored. A failed request raises
+    (ServerError): a broken config never becomes a score.
     """
     scorer = get_scorer(probe.scorer)
     start = time.monotonic()
-    items = client.map(lambda item: scorer.score_item(client, probe, item), list(probe.items))
-    return summarize(probe, items, seconds=time.monotonic() - start)
+    have = {item.id: item for item in done}
+    rest = [item for item in probe.items if item.id not in have]
+    scored = client.map(lambda item: scorer.score_item(client, probe, item), rest) if rest else []
+    by_id = {**have, **{item.id: result for item, result in zip(rest, scored)}}
+    return summarize(probe, [by_id[item.id] for item in probe.items], seconds=time.monotonic() - start)
 
 
 def _mean(values) -> float | None:

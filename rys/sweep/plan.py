@@ -23,6 +23,9 @@ class Plan:
     reuse: bool = False  # prefix reuse (rys.prefix): the baseline keeps rows, configs start from them
     reuse_paths: list = field(default_factory=list)  # the configs' paths, for the capture plan
     prefetch: bool = False  # start the next config's server while the current one scores
+    # path -> probe name -> item dicts this config already has (its row on a smaller halving rung):
+    # kept, only the other items are scored
+    extend: dict = field(default_factory=dict)
     # Ray actors keep the plan they were last sent and fetch a new one only when the id changes
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 

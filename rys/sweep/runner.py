@@ -72,6 +72,9 @@ class SweepJob:
     versions: dict = field(default_factory=dict)
     # held-out rows: path -> probe -> the config's search delta, written next to its held-out delta
     search_deltas: dict = field(default_factory=dict)
+    # path -> probe name -> item dicts already scored for that config on an earlier, smaller rung
+    # (Plan.extend): those items are kept, the rung scores only the others
+    extend: dict = field(default_factory=dict, repr=False)
     # Workers that outlive one run_configs() (rys.sweep.ray_pool.RayPool); None = threads per run
     pool: object = field(default=None, repr=False)
 
@@ -260,7 +263,7 @@ def make_plan(job: SweepJob, base: dict[str, ProbeResult]) -> Plan:
                 server=job.server, base=dict(base), stage=job.stage,
                 versions={p.name: job.version(p) for p in job.probes}, search_deltas=dict(job.search_deltas),
                 switch=switching(job), reuse=reusing_prefix(job), reuse_paths=list(job.reuse_paths),
-                prefetch=job.prefetch)
+                prefetch=job.prefetch, extend=dict(job.extend))
 
 
 def _run(job: SweepJob, pool, configs: list[Config], base: dict[str, ProbeResult]) -> RunStats:

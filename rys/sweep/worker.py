@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from rys import prefix as prefix_plan
 from rys.errors import RysError
-from rys.probes import run_probe
+from rys.probes import ItemResult, run_probe
 from rys.serve_path import METHOD_RUNTIME
 from rys.server.failures import PathSwitchRefused
 from rys.sweep.client import caching_client
@@ -326,9 +326,12 @@ class Worker:
             client = self._client(server, tuple(self.server_config.extra_args), fields)
             for probe in pending:
                 t0 = time.monotonic()
-                result = run_probe(client, probe)
+                done = [ItemResult.from_dict(d) for d in plan.extend.get(config.key, {}).get(probe.name, ())]
+                result = run_probe(client, probe, done)
                 timings = dict(slot.timings, score_s=round(time.monotonic() - t0, 4),
                                reused_layers=0 if slot.reuse_layer is None else slot.reuse_layer + 1)
+                if done:
+                    timings["extended_items"] = len({d.id for d in done} & {i.id for i in probe.items})
                 row = build_row(plan, self.k, config, probe, result, timings, prov)
                 rows.append(row)
                 if emit is not None:

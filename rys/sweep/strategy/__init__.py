@@ -9,13 +9,15 @@ decisions from the rows already there instead of scoring them again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rys import prefix
 from rys.sweep import SweepError
 from rys.sweep.rank import Ranked, combined_ranking
 from rys.sweep.results import Row
-from rys.sweep.runner import RunStats, SweepJob, limit_items, run_configs, version_rows
+from rys.sweep.runner import RunStats, SweepJob, limit_items, reusing_prefix, run_configs, version_rows
 from rys.sweep.space import Config
 
 
@@ -40,14 +42,37 @@ class Search:
         if not configs:
             return
         if n_items is None or n_items >= self.n_items:
-            self.stats.add(run_configs(self.job, configs, skip_baseline=self.skip_baseline))
+            job = dataclasses.replace(self.job, extend=self.earlier(configs, self.n_items))
+            self.stats.add(run_configs(job, configs, skip_baseline=self.skip_baseline))
             self.spent += [(c, self.n_items) for c in configs]
             return
         if not self.skip_baseline:
             self.stats.add(run_configs(self.job, [], skip_baseline=False))  # on all items: every rung reads it
         job = self.job.with_probes([limit_items(p, n_items) for p in self.job.probes])
+        job.extend = self.earlier(configs, n_items)
         self.stats.add(run_configs(job, configs, skip_baseline=True))
         self.spent += [(c, n_items) for c in configs]
+
+    def earlier(self, configs: list[Config], n_items: int) -> dict:
+        """Per config and probe, the items of its largest row on fewer of the first items (an earlier
+        rung): scoring on n_items keeps those and scores only the rest."""
+        want = {c.key for c in configs}
+        firsts = {p.name: {item.id for item in p.items[:n_items]} for p in self.job.probes}
+        best: dict = {}
+        for r in self.rows():
+            if r.path not in want or r.probe not in firsts or r.n_items >= min(n_items, len(firsts[r.probe])):
+                continue
+            if {str(item["id"]) for item in r.result["items"]} <= firsts[r.probe]:
+                held = best.setdefault(r.path, {})
+                if r.n_items > len(held.get(r.probe, ())):
+                    held[r.probe] = r.result["items"]
+        return best
+
+    def cost(self, config: Config) -> int:
+        """Layers the config runs per scored token: its path, less the baseline's layers it starts
+        from where prefix reuse is on (what the strategy benchmark counts as compute)."""
+        layer = prefix.reuse_layer(config.path, self.job.n_layers) if reusing_prefix(self.job) else None
+        return len(config.path) - (0 if layer is None else layer + 1)
 
     def rows(self) -> list[Row]:
         """Every search row of this model and these probe versions, on any number of items."""

@@ -4,7 +4,8 @@ configs still in contention, down to the top ones on all items.
 Rung sizes grow by `eta` up to all items (e.g. 60 items, eta 4, at least 4 items: 4, 15, 60); after each
 rung the best 1/eta of the configs by combined ranking (the RYS z-sum of deltas, on that rung's items)
 go on, never fewer than `keep`. Rung items are the first items of each probe, so every rung extends the
-one before it and a rerun reads the same rows and makes the same cuts.
+one before it: a config keeps the items it has from the rung before and scores only the new ones
+(Search.score), and a rerun reads the same rows and makes the same cuts.
 """
 
 from __future__ import annotations
