@@ -138,21 +138,3 @@ def test_guided_explores_the_config_farthest_from_what_was_measured():
     assert farthest(space[2:], space[:2], space, 6).path == (0, 1, 2, 3, 4, 5, 5, 5, 5)
     assert farthest(space[2:5], space[:2], space, 6).i == 4  # among blocks: the one farthest from 0 and 1
 
-
-def test_guided_budget_is_a_share_of_the_grids_compute():
-    from rys.sweep.space import block_config
-    from rys.sweep.strategy.guided import fill, spendable
-
-    # 3 configs costing 10, 20, 30 layers per item and a 24-layer baseline: the grid is 84;
-    # 0.5 of it is 42, of which the baseline takes 24: 18 left for configs
-    assert spendable(0.5, [10, 20, 30], 24) == pytest.approx(18)
-    a, b, c, d = (block_config(i, i + 1, 24) for i in range(4))
-    cost = {a.key: 10, b.key: 20, c.key: 5, d.key: 4}
-    # skipping over what does not fit (b), up to `most`
-    assert fill([], [a, b, c, d], cost, 18) == [a, c]
-    assert fill([], [a, b, c, d], cost, 19, most=3) == [a, c, d]
-    # a random start stops at the first config that does not fit: it stays a prefix of the random order
-    assert fill([], [a, b, c, d], cost, 18, skip=False) == [a]
-    # `least` configs whatever the budget, counting those already chosen
-    assert fill([a], [b, c, d], cost, 12, least=2) == [b]
-    assert fill([], [b, a], cost, 0, least=1) == [b]

@@ -94,7 +94,7 @@ def _probes(spec: str):
                    "for those still in contention; guided: a gradient-boosted surrogate picks what to score.")
 @click.option("--halving-eta", type=float, default=4, show_default=True, help="halving: items grow and configs shrink by this factor per rung.")
 @click.option("--halving-min-items", type=int, default=4, show_default=True, help="halving: items in the first rung (at least).")
-@click.option("--budget", type=float, default=0.2, show_default=True, help="guided: share of the whole grid's compute to spend (layers run per scored item, baseline included).")
+@click.option("--budget", type=float, default=0.2, show_default=True, help="guided: share of the space's configs to score.")
 @click.option("--beam", type=int, default=0, show_default=True, help="guided: then score two-block paths made of the top N blocks.")
 @click.option("--confirm-top", type=int, default=3, show_default=True,
               help="Re-score the top K configs and the baseline on held-out items the search never saw (0 = off).")

@@ -10,16 +10,13 @@ missed still gets looked at.
 The model is scikit-learn's GradientBoostingRegressor on features any layer path has (how often each
 source layer runs, how many layers are added, where the repeated part starts and ends, how many
 repeated segments), so block start, block length, repeat count and multi-block paths share one model.
-The budget is a share of the exhaustive grid's compute (scored tokens x layers run, the baseline
-included, as benchmarks/bench_strategy.py measures it), not of its configs: under prefix reuse a block
-that starts early runs more layers than one that starts late, so a count of configs would overspend
-where the search finds early blocks promising.
-
 Every choice is a function of the rows already scored and a fixed seed, so a rerun replays the same
 choices and skips the rows it finds in the results file.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -84,34 +81,6 @@ def two_block(a: Config, b: Config, n_layers: int) -> Config | None:
     return Config(tuple(path))
 
 
-MIN_CONFIGS = 4  # scored whatever the budget: a tiny space still gets a start and a guided pick
-
-
-def spendable(share: float, costs: list[float], n_layers: int) -> float:
-    """The compute the configs may use for the search to cost `share` of the grid's, both counting
-    the baseline (n_layers per item, every item) as every search does: share x (all configs +
-    baseline) - baseline, in layers per item."""
-    return share * (sum(costs) + n_layers) - n_layers
-
-
-def fill(chosen: list[Config], pool: list[Config], cost: dict, allowed: float, most: int | None = None,
-         least: int = 0, skip: bool = True) -> list[Config]:
-    """Configs of `pool`, in its order, that fit in what `chosen` leaves of `allowed` (up to `most`);
-    the first ones regardless until chosen + taken reach `least`. skip=False stops at the first that
-    does not fit (a random start must stay a random sample, not lean to the cheap configs)."""
-    spent = sum(cost[c.key] for c in chosen)
-    take: list[Config] = []
-    for c in pool:
-        if most is not None and len(take) >= most:
-            break
-        if spent + cost[c.key] <= allowed or len(chosen) + len(take) < least:
-            take.append(c)
-            spent += cost[c.key]
-        elif not skip:
-            break
-    return take
-
-
 def run(search, options: dict) -> None:
     budget_share = float(options.get("budget", DEFAULTS["budget"]))
     if not 0 < budget_share <= 1:
@@ -120,36 +89,27 @@ def run(search, options: dict) -> None:
     batch = max(1, int(options.get("batch", DEFAULTS["batch"])))
     candidates = list(search.candidates)
     n_layers = search.job.n_layers
-    cost = {c.key: search.cost(c) for c in candidates}
-    allowed = spendable(budget_share, list(cost.values()), n_layers)
-    rng = np.random.default_rng(seed)
-    order = [candidates[k] for k in rng.permutation(len(candidates))]
-    start_share = float(options.get("start", DEFAULTS["start"]))
+    budget = min(len(candidates), max(4, math.ceil(budget_share * len(candidates))))
     # at least 3 measured configs before the first fit: fewer cannot show a trend
-    chosen = fill([], order, cost, start_share * allowed, least=3, skip=False)
-    search.job.log(f"guided: {len(chosen)} random configs, then batches of {batch} by a gradient-boosted "
-                   f"surrogate, up to {budget_share:g} of the grid's compute ({len(candidates)} configs)")
+    start = min(budget, max(3, math.ceil(float(options.get("start", DEFAULTS["start"])) * budget)))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(candidates))
+    chosen = [candidates[k] for k in order[:start]]
+    search.job.log(f"guided: {start} random configs, then batches of {batch} by a gradient-boosted "
+                   f"surrogate up to {budget} of {len(candidates)}")
     search.score(chosen)
-    while True:
+    while len(chosen) < budget:
         # only what this search chose so far: a rerun then refits on the same rows and chooses the same
         measured = {r.path: r.combined for r in search.ranking(among=chosen)}
-        spent = sum(cost[c.key] for c in chosen)
-        taken = {c.key for c in chosen}
-        left = [c for c in candidates if c.key not in taken
-                and (spent + cost[c.key] <= allowed or len(chosen) < MIN_CONFIGS)]
+        left = [c for c in candidates if c.key not in {x.key for x in chosen}]
         if not left or len(measured) < 3:
             break
         guess = predict(measured, left, n_layers, seed)
-        explore = bool(options.get("explore", DEFAULTS["explore"])) and batch > 1
-        ranked = sorted(left, key=lambda c: (-guess[c.key], c.key))
-        take = fill(chosen, ranked, cost, allowed, most=batch - 1 if explore else batch, least=MIN_CONFIGS)
+        size = min(batch, budget - len(chosen))
+        explore = bool(options.get("explore", DEFAULTS["explore"])) and size > 1
+        take = sorted(left, key=lambda c: (-guess[c.key], c.key))[: size - 1 if explore else size]
         if explore:
-            pool = [c for c in left if c not in take
-                    and spent + sum(cost[t.key] for t in take) + cost[c.key] <= allowed]
-            if pool:
-                take.append(farthest(pool, [*chosen, *take], candidates, n_layers))
-        if not take:
-            break
+            take.append(farthest([c for c in left if c not in take], [*chosen, *take], candidates, n_layers))
         chosen += take
         search.score(take)
     beam = int(options.get("beam", DEFAULTS["beam"]))
