@@ -115,10 +115,6 @@ def replay(grid_rows, probe, n_layers: int, strategy: str, options: dict, candid
                                  + full.timings.get("score_s", 0) * (n - had) / full.n_items)
                 self.spent.append((c, n))
 
-        def cost(self, config):
-            row = ref[config.key]
-            return row.n_layers - int(row.timings.get("reused_layers", 0))
-
         def rows(self):
             return self.out
 

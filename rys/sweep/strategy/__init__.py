@@ -13,11 +13,10 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rys import prefix
 from rys.sweep import SweepError
 from rys.sweep.rank import Ranked, combined_ranking
 from rys.sweep.results import Row
-from rys.sweep.runner import RunStats, SweepJob, limit_items, reusing_prefix, run_configs, version_rows
+from rys.sweep.runner import RunStats, SweepJob, limit_items, run_configs, version_rows
 from rys.sweep.space import Config
 
 
@@ -67,12 +66,6 @@ class Search:
                 if r.n_items > len(held.get(r.probe, ())):
                     held[r.probe] = r.result["items"]
         return best
-
-    def cost(self, config: Config) -> int:
-        """Layers the config runs per scored token: its path, less the baseline's layers it starts
-        from where prefix reuse is on (what the strategy benchmark counts as compute)."""
-        layer = prefix.reuse_layer(config.path, self.job.n_layers) if reusing_prefix(self.job) else None
-        return len(config.path) - (0 if layer is None else layer + 1)
 
     def rows(self) -> list[Row]:
         """Every search row of this model and these probe versions, on any number of items."""
