@@ -137,4 +137,3 @@ def test_guided_explores_the_config_farthest_from_what_was_measured():
     # measured: blocks at 0 and 1; the far end of the space is the path with layer 5 run four times
     assert farthest(space[2:], space[:2], space, 6).path == (0, 1, 2, 3, 4, 5, 5, 5, 5)
     assert farthest(space[2:5], space[:2], space, 6).i == 4  # among blocks: the one farthest from 0 and 1
-
