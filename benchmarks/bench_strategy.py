@@ -115,6 +115,10 @@ def replay(grid_rows, probe, n_layers: int, strategy: str, options: dict, candid
                                  + full.timings.get("score_s", 0) * (n - had) / full.n_items)
                 self.spent.append((c, n))
 
+        def cost(self, config):  # what the grid's row ran: the same estimate Search.cost makes, measured
+            row = ref[config.key]
+            return row.n_layers - int(row.timings.get("reused_layers", 0))
+
         def rows(self):
             return self.out
 

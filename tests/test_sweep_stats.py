@@ -137,3 +137,19 @@ def test_guided_explores_the_config_farthest_from_what_was_measured():
     # measured: blocks at 0 and 1; the far end of the space is the path with layer 5 run four times
     assert farthest(space[2:], space[:2], space, 6).path == (0, 1, 2, 3, 4, 5, 5, 5, 5)
     assert farthest(space[2:5], space[:2], space, 6).i == 4  # among blocks: the one farthest from 0 and 1
+
+
+def test_guided_budget_is_a_share_of_the_grids_compute():
+    from rys.sweep.space import block_config
+    from rys.sweep.strategy.guided import fitting, spendable
+
+    # 3 configs costing 10, 20, 30 layers per item and a 24-layer baseline: the grid is 84;
+    # 0.5 of it is 42, of which the baseline takes 24: 18 left for configs
+    assert spendable(0.5, [10, 20, 30], 24) == pytest.approx(18)
+    a, b, c, d = (block_config(i, i + 1, 24) for i in range(4))
+    cost = {a.key: 10, b.key: 20, c.key: 5, d.key: 4}
+    # in pool order, skipping over what does not fit (b: 10 + 20 > 18), up to `most`
+    assert fitting([a, b, c, d], cost, 18, most=4) == [a, c]
+    assert fitting([a, b, c, d], cost, 19, most=4) == [a, c, d]
+    assert fitting([a, b, c, d], cost, 19, most=1) == [a]
+    assert fitting([b], cost, 19, most=4) == []

@@ -87,14 +87,23 @@ def test_guided_finds_the_planted_config_within_its_budget(smollm2, patched_bin,
     from rys.sweep.rank import combined_ranking
 
     results = tmp_path / "guided.jsonl"
-    out = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "guided", "--budget", "0.6")
+    out = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "guided", "--budget", "0.8")
     rows = read_rows(results)
     search = _search(rows)
-    # budget: 5 of the 8 paths (3 seeded random ones, which leave the planted path out, then the surrogate's 2)
-    assert len({r.path for r in search}) == 5 and all(r.n_items == 8 for r in search)
+    # Layers each path runs per item after the baseline rows it starts from (its shared prefix): the
+    # planted one 27, 28, 29 after layer 28 (3), a cut one 10+k..29 after layer 9 (20-k). The grid runs
+    # them all plus the 30-layer baseline: 3 + (17 + 16 + ... + 11) + 30 = 131 layers per item.
+    ran = {PLANTED: 3, **{path: 20 - k for k, path in enumerate(DAMAGED, start=3)}}
+    reused = {PLANTED: 29, **{path: 10 for path in DAMAGED}}
+    # every row, in every batch, started from the baseline's rows: one server keeps them all search long
+    assert {r.path: r.timings["reused_layers"] for r in search} == {r.path: reused[r.path] for r in search}
+    assert sum(ran[r.path] for r in search) + 30 <= 0.8 * 131
+    # 3 seeded random ones (16 + 14 + 15 layers, the planted path left out), then the surrogate's
+    # batches within what is left: fewer than the grid, all on every item
+    assert 4 <= len({r.path for r in search}) < 8 and all(r.n_items == 8 for r in search)
     assert combined_ranking(rows)[0].path == PLANTED
-    assert "gradient-boosted surrogate" in out
+    assert "gradient-boosted surrogate" in out and "of the grid's compute" in out
     assert any(r.stage == "confirm" and r.path == PLANTED for r in rows)
-    again = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "guided", "--budget", "0.6",
+    again = _sweep(smollm2, patched_bin, paths_file, results, "--strategy", "guided", "--budget", "0.8",
                    "--no-report")
     assert "\n0 configs scored" in again and len(read_rows(results)) == len(rows)

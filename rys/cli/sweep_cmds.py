@@ -94,7 +94,7 @@ def _probes(spec: str):
                    "for those still in contention; guided: a gradient-boosted surrogate picks what to score.")
 @click.option("--halving-eta", type=float, default=4, show_default=True, help="halving: items grow and configs shrink by this factor per rung.")
 @click.option("--halving-min-items", type=int, default=4, show_default=True, help="halving: items in the first rung (at least).")
-@click.option("--budget", type=float, default=0.2, show_default=True, help="guided: share of the space's configs to score.")
+@click.option("--budget", type=float, default=0.2, show_default=True, help="guided: share of the whole grid's compute to spend (layers run per scored item, baseline included).")
 @click.option("--beam", type=int, default=0, show_default=True, help="guided: then score two-block paths made of the top N blocks.")
 @click.option("--confirm-top", type=int, default=3, show_default=True,
               help="Re-score the top K configs and the baseline on held-out items the search never saw (0 = off).")
@@ -216,6 +216,10 @@ def _sweep(model, probe_spec, limit, results, block_sizes, min_block, max_block,
                            model_path_on_nodes=model_path_on_nodes, max_workers=max_workers, store_root=tmpdir,
                            log=click.echo)
         click.echo(f"Ray: {len(job.pool.actors)} workers on {len(job.pool.seen)} node(s)")
+    else:
+        from rys.sweep.runner import ThreadPool
+
+        job.pool = ThreadPool(job)  # held for the whole search: servers outlive a guided search's batches
     try:
         if sparse_first and not paths_file:
             stats = run_sparse_first(job, space, refine_top, skip_baseline)
@@ -230,8 +234,7 @@ def _sweep(model, probe_spec, limit, results, block_sizes, min_block, max_block,
         if confirmed is not None:
             stats.add(confirmed)
     finally:
-        if job.pool is not None:
-            job.pool.close()  # every actor, and with it every server, on every node
+        job.pool.close()  # every worker, and with it every server (Ray: on every node)
     try:
         Path(job.server.log_dir).rmdir()  # only failed configs keep a llama-server log: drop it when none did
     except OSError:

@@ -100,8 +100,8 @@ def debian_archive(sources_dir: Path = Path("/etc/apt")) -> str | None:
             continue
     for text in texts:
         for stanza in re.split(r"\n\s*\n", text):
-            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
-            suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
+            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.MULTILINE)
+            suites = re.search(r"^Suites:\s*(.+)$", stanza, re.MULTILINE)
             if uris and suites and "security" not in uris.group(1) and "security" not in suites.group(1):
                 return uris.group(1)
         for line in text.splitlines():

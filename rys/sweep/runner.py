@@ -280,10 +280,15 @@ def _run(job: SweepJob, pool, configs: list[Config], base: dict[str, ProbeResult
     return recorder.stats
 
 
-def run_configs(job: SweepJob, configs: list[Config], skip_baseline: bool = False) -> RunStats:
+def run_configs(job: SweepJob, configs: list[Config], skip_baseline: bool = False, keep_servers: bool = False,
+                capture_for: list[Config] | None = None) -> RunStats:
     """Baseline first (unless skipped or already scored), then the configs in layer-reuse order (longest
     path first when servers switch paths in place). With prefix reuse the baseline's server keeps the
-    rows the configs start from and scores them too."""
+    rows the configs start from (those `capture_for` starts from, default the configs) and scores them too.
+
+    keep_servers: a caller that holds the pool (job.pool) and scores its configs in several calls (a
+    guided search's batches) keeps each worker's server and its kept rows for the next call, instead of
+    starting it again and re-scoring the baseline with capture; the caller resets the pool at the end."""
     stats = RunStats()
     if switching(job):
         from rys.llama.runtime import offload_sides
@@ -292,7 +297,8 @@ def run_configs(job: SweepJob, configs: list[Config], skip_baseline: bool = Fals
         configs = [c for c in order_for_switching(configs, sides) if not c.is_baseline]
     else:
         configs = [c for c in order_for_reuse(configs) if not c.is_baseline]
-    job.reuse_paths = [c.path for c in configs] if reusing_prefix(job) else []
+    wanted = configs if capture_for is None else [c for c in capture_for if not c.is_baseline]
+    job.reuse_paths = [c.path for c in wanted] if reusing_prefix(job) else []
     pool = job.pool if job.pool is not None else ThreadPool(job)
     try:
         if not skip_baseline:
@@ -301,7 +307,10 @@ def run_configs(job: SweepJob, configs: list[Config], skip_baseline: bool = Fals
                 raise SweepError("the baseline (unmodified model) could not be scored, so no delta can be computed",
                                  f"see {job.results.failures} for the reason and the llama-server log tail")
         stats.add(_run(job, pool, configs, baseline_results(job)))
-    finally:
+    except BaseException:
+        pool.reset()
+        raise
+    if not (keep_servers and job.pool is not None):
         pool.reset()  # no server of this run outlives it (the pool's workers may)
     return stats
 

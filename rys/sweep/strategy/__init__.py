@@ -13,16 +13,21 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rys import prefix
 from rys.sweep import SweepError
 from rys.sweep.rank import Ranked, combined_ranking
 from rys.sweep.results import Row
-from rys.sweep.runner import RunStats, SweepJob, limit_items, run_configs, version_rows
+from rys.sweep.runner import RunStats, SweepJob, limit_items, reusing_prefix, run_configs, version_rows
 from rys.sweep.space import Config
 
 
 @dataclass
 class Search:
-    """What a strategy works with: the job (probes = the whole search items), the candidate configs."""
+    """What a strategy works with: the job (probes = the whole search items), the candidate configs.
+
+    Where the job holds a pool (job.pool), its servers stay up between score() calls: a config of a
+    later batch switches the server the baseline's rows are kept on (kept for every candidate's
+    prefix), instead of a new server re-scoring the baseline with capture. The pool's owner closes it."""
 
     job: SweepJob
     candidates: list[Config]
@@ -42,14 +47,16 @@ class Search:
             return
         if n_items is None or n_items >= self.n_items:
             job = dataclasses.replace(self.job, extend=self.earlier(configs, self.n_items))
-            self.stats.add(run_configs(job, configs, skip_baseline=self.skip_baseline))
+            self.stats.add(run_configs(job, configs, skip_baseline=self.skip_baseline, keep_servers=True,
+                                       capture_for=self.candidates))
             self.spent += [(c, self.n_items) for c in configs]
             return
         if not self.skip_baseline:
-            self.stats.add(run_configs(self.job, [], skip_baseline=False))  # on all items: every rung reads it
+            # on all items: every rung reads it
+            self.stats.add(run_configs(self.job, [], skip_baseline=False, keep_servers=True))
         job = self.job.with_probes([limit_items(p, n_items) for p in self.job.probes])
         job.extend = self.earlier(configs, n_items)
-        self.stats.add(run_configs(job, configs, skip_baseline=True))
+        self.stats.add(run_configs(job, configs, skip_baseline=True, keep_servers=True))
         self.spent += [(c, n_items) for c in configs]
 
     def earlier(self, configs: list[Config], n_items: int) -> dict:
@@ -66,6 +73,12 @@ class Search:
                 if r.n_items > len(held.get(r.probe, ())):
                     held[r.probe] = r.result["items"]
         return best
+
+    def cost(self, config: Config) -> int:
+        """Layers the config runs per scored token: its path, less the baseline's layers it starts from
+        where prefix reuse is on (what the strategy benchmark counts as compute)."""
+        layer = prefix.reuse_layer(config.path, self.job.n_layers) if reusing_prefix(self.job) else None
+        return len(config.path) - (0 if layer is None else layer + 1)
 
     def rows(self) -> list[Row]:
         """Every search row of this model and these probe versions, on any number of items."""

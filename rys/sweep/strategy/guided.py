@@ -10,13 +10,17 @@ missed still gets looked at.
 The model is scikit-learn's GradientBoostingRegressor on features any layer path has (how often each
 source layer runs, how many layers are added, where the repeated part starts and ends, how many
 repeated segments), so block start, block length, repeat count and multi-block paths share one model.
+
+The budget is a share of the exhaustive grid's compute (scored tokens x layers run, the baseline
+included, as benchmarks/bench_strategy.py measures it), not of its configs: under prefix reuse a block
+that starts early runs more layers than one that starts late, so a count of configs overspends exactly
+where the search finds early blocks promising.
+
 Every choice is a function of the rows already scored and a fixed seed, so a rerun replays the same
 choices and skips the rows it finds in the results file.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -81,35 +85,63 @@ def two_block(a: Config, b: Config, n_layers: int) -> Config | None:
     return Config(tuple(path))
 
 
+def spendable(share: float, costs: list[int], n_layers: int) -> float:
+    """Layers per item the configs may run for the search to cost `share` of the grid, both counting
+    the baseline (n_layers per item) as every search runs it: share x (configs + baseline) - baseline."""
+    return share * (sum(costs) + n_layers) - n_layers
+
+
+def fitting(pool: list[Config], cost: dict, room: float, most: int) -> list[Config]:
+    """Up to `most` configs of `pool`, in its order, whose costs together stay within `room`."""
+    take: list[Config] = []
+    for c in pool:
+        if len(take) < most and cost[c.key] <= room:
+            take.append(c)
+            room -= cost[c.key]
+    return take
+
+
 def run(search, options: dict) -> None:
-    budget_share = float(options.get("budget", DEFAULTS["budget"]))
-    if not 0 < budget_share <= 1:
-        raise SweepError(f"--budget must be a share of the space in (0, 1], got {budget_share}", "use e.g. --budget 0.2")
+    share = float(options.get("budget", DEFAULTS["budget"]))
+    if not 0 < share <= 1:
+        raise SweepError(f"--budget must be a share of the grid's compute in (0, 1], got {share}",
+                         "use e.g. --budget 0.2")
     seed = int(options.get("seed", DEFAULTS["seed"]))
     batch = max(1, int(options.get("batch", DEFAULTS["batch"])))
     candidates = list(search.candidates)
     n_layers = search.job.n_layers
-    budget = min(len(candidates), max(4, math.ceil(budget_share * len(candidates))))
-    # at least 3 measured configs before the first fit: fewer cannot show a trend
-    start = min(budget, max(3, math.ceil(float(options.get("start", DEFAULTS["start"])) * budget)))
+    cost = {c.key: search.cost(c) for c in candidates}
+    allowed = spendable(share, list(cost.values()), n_layers)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(candidates))
-    chosen = [candidates[k] for k in order[:start]]
-    search.job.log(f"guided: {start} random configs, then batches of {batch} by a gradient-boosted "
-                   f"surrogate up to {budget} of {len(candidates)}")
+    order = [candidates[k] for k in rng.permutation(len(candidates))]
+    # a random sample of the space for the start (the first configs of the seeded order, never the cheap
+    # ones by choice), at least 3: fewer cannot show a trend
+    chosen: list[Config] = []
+    opening = float(options.get("start", DEFAULTS["start"])) * allowed
+    for c in order:
+        if len(chosen) >= 3 and sum(cost[x.key] for x in chosen) + cost[c.key] > opening:
+            break
+        chosen.append(c)
+    search.job.log(f"guided: {len(chosen)} random configs, then batches of {batch} by a gradient-boosted "
+                   f"surrogate, up to {share:g} of the grid's compute ({len(candidates)} configs)")
     search.score(chosen)
-    while len(chosen) < budget:
+    explore = bool(options.get("explore", DEFAULTS["explore"])) and batch > 1
+    while True:
         # only what this search chose so far: a rerun then refits on the same rows and chooses the same
         measured = {r.path: r.combined for r in search.ranking(among=chosen)}
-        left = [c for c in candidates if c.key not in {x.key for x in chosen}]
+        room = allowed - sum(cost[c.key] for c in chosen)
+        taken = {c.key for c in chosen}
+        left = [c for c in candidates if c.key not in taken and cost[c.key] <= room]
         if not left or len(measured) < 3:
             break
         guess = predict(measured, left, n_layers, seed)
-        size = min(batch, budget - len(chosen))
-        explore = bool(options.get("explore", DEFAULTS["explore"])) and size > 1
-        take = sorted(left, key=lambda c: (-guess[c.key], c.key))[: size - 1 if explore else size]
+        ranked = sorted(left, key=lambda c: (-guess[c.key], c.key))
+        take = fitting(ranked, cost, room, batch - 1 if explore else batch)
         if explore:
-            take.append(farthest([c for c in left if c not in take], [*chosen, *take], candidates, n_layers))
+            room -= sum(cost[c.key] for c in take)
+            pool = [c for c in left if c not in take and cost[c.key] <= room]
+            if pool:
+                take.append(farthest(pool, [*chosen, *take], candidates, n_layers))
         chosen += take
         search.score(take)
     beam = int(options.get("beam", DEFAULTS["beam"]))
