@@ -265,7 +265,7 @@ def test_one_pass_continuation_scores_equal_forced_tokens(serve, model, ngl):
 
 
 def test_a_short_sweep_switches_and_reuses_prefixes(backend_bin, device_env, model, tmp_path):
-    from rys.sweep.results import read_failures, read_rows
+    from rys.sweep.results import failures_path, read_failures, read_rows
 
     model_path, n = model
     results = tmp_path / "r.jsonl"
@@ -275,9 +275,12 @@ def test_a_short_sweep_switches_and_reuses_prefixes(backend_bin, device_env, mod
                            "--llama-server", str(backend_bin), "--server-args", f"-ngl {_offloads()[0]}",
                            "--results", str(results), "--report-dir", str(tmp_path / "rep")],
                           capture_output=True, text=True, timeout=1200, env=env, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # a failure keeps the reasons (with the llama-server log tail): CI's tmp_path is gone afterwards
+    failures = failures_path(results)
+    why = failures.read_text()[-4000:] if failures.exists() else ""
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:] + why
     rows = read_rows(results)
-    assert len(rows) >= 3 and not read_failures(results)
+    assert len(rows) >= 3 and not read_failures(results), why
     configs = [r for r in rows if not r.is_baseline]
     assert all(r.timings["path_switched"] for r in configs[1:])
     assert any(r.timings["reused_layers"] > 0 for r in configs)
