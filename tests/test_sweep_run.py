@@ -252,3 +252,33 @@ def test_sweep_py_end_to_end_with_report_and_exports(smollm2, llama_server_bin, 
                                          "--hf-model", "org/m"])
     assert yaml_out.exit_code == 0 and parse_mergekit_yaml(yaml_out.output) == layer_paths.parse_path(best.output.strip())
     assert not [p for p in store.rglob("*") if ".tmp" in p.name]
+
+
+def test_a_server_that_crashes_mid_config_is_replaced_once_and_the_config_scored(job, tmp_path):
+    """A real SIGSEGV of the baseline's llama-server after its first probe's row: the worker scores the
+    other probe on a fresh server (one retry, noted in the row), and the sweep goes on with no failure."""
+    from rys.probes import load_probe
+    from rys.sweep.runner import limit_items, run_configs
+
+    results = tmp_path / "r.jsonl"
+    sweep = job(results)
+    sweep.probes = [limit_items(load_probe("math-logprob"), LIMIT), limit_items(load_probe("reasoning"), LIMIT)]
+    append, killed = sweep.results.append, []
+
+    def append_then_crash(row):
+        append(row)
+        if row.is_baseline and not killed:
+            for server in _llama_children(os.getpid()):  # only servers this test started
+                server.send_signal(signal.SIGSEGV)
+                killed.append(server.pid)
+
+    sweep.results.append = append_then_crash
+    stats = run_configs(sweep, [block_config(10, 12, N)])
+    assert killed and (stats.scored, stats.failed) == (2, 0)
+    assert not read_failures(results)
+    rows = read_rows(results)
+    base = {r.probe: r for r in rows if r.is_baseline}
+    assert set(base) == {"math-logprob", "reasoning"} and len(rows) == 4
+    first, second = (base[p.name] for p in sweep.probes)
+    assert "crash_retried" not in first.timings and "signal 11" in second.timings["crash_retried"]
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in killed)

@@ -53,6 +53,11 @@ def fatal(err: BaseException) -> bool:
     return isinstance(err, BadServerArgs)
 
 
+def crashed(outcome: Outcome) -> bool:
+    """The config failed because its llama-server died (not AMX's deterministic crash, a subclass)."""
+    return outcome.status == FAILED and outcome.failure is not None and outcome.failure.error == "ServerCrashed"
+
+
 class _Stopped(Exception):
     """The worker was stopped while a config was being brought up."""
 
@@ -135,12 +140,28 @@ class Worker:
         if (next_config is not None and self.ahead and slot.error is None and not self.stopping.is_set()):
             self.upcoming = self._open(next_config, ahead=True)
         outcome = self._score(slot, pending, emit)
+        if crashed(outcome) and not self.stopping.is_set():
+            slot, outcome = self._score_again(slot, pending, emit, outcome)
         if (outcome.status == SCORED and self.plan.switch and slot.served is not None
                 and slot.served.method == METHOD_RUNTIME):
             self.resident = slot  # closed by the next switch's refusal or at the end
         else:
             self._drop(slot)
         return outcome
+
+    def _score_again(self, slot: _Slot, pending: list, emit, first: Outcome) -> tuple[_Slot, Outcome]:
+        """Once more on a fresh server, for the probes the crashed one did not finish. A segfault that
+        does not come back (seen on lavapipe, about 1 run in 8 of a short Vulkan sweep; docs/backends.md)
+        then costs one server start instead of the config, or the whole sweep where it was the baseline.
+        The row says so (timings.crash_retried); a second crash is the config's failure record."""
+        self.say(f"{slot.config.label}: {first.failure.reason}; scoring it again on a fresh server")
+        self._drop(slot)
+        self.wait_closed()
+        done = {r.probe for r in first.rows}
+        slot = self._ready(self._open(slot.config, ahead=False))
+        slot.timings["crash_retried"] = first.failure.reason
+        again = self._score(slot, [p for p in pending if p.name not in done], emit)
+        return slot, Outcome(again.status, first.rows + again.rows, again.failure)
 
     def end_run(self, keep: bool) -> None:
         """The pass is over: close every server but the resident one when `keep` (it holds the
