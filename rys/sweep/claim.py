@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from rys.sweep import SweepError
@@ -52,7 +53,7 @@ class ResultsLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _read_pid(fd)
+                holder = _holder_pid(fd)
                 os.close(fd)
                 who = f"rys pid {holder}" if holder else "another rys process"
                 raise SweepError(f"results file {self.results} is in use by {who}",
@@ -85,6 +86,15 @@ class ResultsLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _holder_pid(fd: int, wait_s: float = 1.0) -> int | None:
+    """The locking process's pid. It writes it right after taking the lock, so a sweep started at the
+    same moment may look before it is there: look again for up to wait_s."""
+    deadline = time.monotonic() + wait_s
+    while (pid := _read_pid(fd)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pid
 
 
 def _read_pid(fd: int) -> int | None:
